@@ -1,0 +1,34 @@
+# make install | make demo | make test | make bench | make lint
+# demo and test install what is missing first, so each works as the first command on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is pinned to the CPU wheel: any other spec pulls gigabytes of CUDA packages.
+TORCH := torch==2.13.0
+
+.PHONY: install demo test bench lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[train,pipelines,serve,dev]' $(TORCH)
+	touch $@
+
+demo: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m trainers.llm --preset debug --output-dir outputs/demo/model --checkpoint-dir outputs/demo/checkpoints
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+bench: install
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/llm_trainer.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf outputs .pytest_cache .ruff_cache

@@ -1,0 +1,36 @@
+"""trainers/ ships in the trainer image alone: it never imports kfp, GCPC or aiplatform."""
+
+import json
+import subprocess
+import sys
+
+from tests.support.trainer_runs import REPO
+
+FORBIDDEN = ("kfp", "google_cloud_pipeline_components", "google.cloud.aiplatform")
+MODULES = [
+    "trainers.llm.__main__",
+    "trainers.llm.train",
+    "trainers.llm.evaluate",
+    "trainers.common.tracking",
+    "trainers.common.secrets",
+    "trainers.common.storage",
+]
+
+
+def test_trainers_import_no_pipeline_or_vertex_sdk():
+    code = (
+        f"import importlib, json, sys\nfor m in {MODULES!r}: importlib.import_module(m)\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    loaded = json.loads(done.stdout)
+    assert "trainers.llm.train" in loaded  # guard: the imports really happened
+    bad = [m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)]
+    assert bad == []

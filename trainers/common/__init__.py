@@ -1,0 +1,1 @@
+"""Pieces every trainer shares: storage, distributed set-up, checkpoints, tracking, speed metrics."""

@@ -1,0 +1,103 @@
+"""Read JSONL or Parquet records (a file or a directory of them; local, gs:// or /gcs/).
+
+    records, skipped = read_records("gs://b/train.jsonl", validate=check_record, on_bad="skip")
+
+A bad record — a malformed JSON line, bytes that are not UTF-8, a missing field or a wrong
+type — raises `DataError` naming the file and line (Parquet: row), or is skipped and counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+
+from trainers.common import storage
+
+SUFFIXES = (".jsonl", ".json", ".parquet")
+Validator = Callable[[dict], str | None]  # returns what is wrong, or None
+
+
+class DataError(ValueError):
+    """A problem with input data; the message is one line that names where it is."""
+
+
+def read_records(uri: str, *, validate: Validator, on_bad: str = "error") -> tuple[list[dict], int]:
+    """All valid records of `uri` in order, and how many bad ones were skipped."""
+    records, skipped = [], 0
+    for path in _data_files(uri):
+        count = 0
+        for where, record, problem in _iter_file(path):
+            problem = problem or validate(record)
+            if problem is None:
+                records.append(record)
+                count += 1
+            elif on_bad == "skip":
+                skipped += 1
+            else:
+                raise DataError(f"{where}: {problem}")
+    if not records:
+        raise DataError(f"{uri}: no usable records" + (f" ({skipped} skipped)" if skipped else ""))
+    return records, skipped
+
+
+def fingerprint(records: list[dict]) -> str:
+    """A content hash of the records in order, stable across file formats."""
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+def _data_files(uri: str) -> list[str]:
+    if uri.endswith(SUFFIXES):
+        if not storage.exists(uri):
+            raise DataError(f"{uri}: no such file")
+        return [uri]
+    names = [n for n in storage.list_names(uri) if n.endswith(SUFFIXES)]
+    if not names:
+        raise DataError(f"{uri}: not a .jsonl/.parquet file or a directory holding some")
+    return [storage.join(uri, n) for n in names]
+
+
+def _iter_file(path: str) -> Iterator[tuple[str, dict, str | None]]:
+    if path.endswith(".parquet"):
+        yield from _iter_parquet(path)
+    else:
+        yield from _iter_jsonl(path)
+
+
+def _iter_jsonl(path: str) -> Iterator[tuple[str, dict, str | None]]:
+    with storage.open_uri(path, "rb") as f:
+        data = f.read()
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        yield f"{path}:{number}", *_parse_line(raw)
+
+
+def _parse_line(raw: bytes) -> tuple[dict, str | None]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return {}, f"not UTF-8 (byte {err.start})"
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        return {}, f"malformed JSON ({err.msg} at column {err.colno})"
+    if not isinstance(record, dict):
+        return {}, f"expected a JSON object, got {type(record).__name__}"
+    return record, None
+
+
+def _iter_parquet(path: str) -> Iterator[tuple[str, dict, str | None]]:
+    import pyarrow.parquet as pq
+
+    try:
+        with storage.open_uri(path, "rb") as f:
+            rows = pq.read_table(f).to_pylist()
+    except Exception as err:  # pyarrow raises several types for corrupt files
+        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
+    for number, row in enumerate(rows, start=1):
+        yield f"{path}: row {number}", row, None

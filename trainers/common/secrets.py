@@ -1,0 +1,64 @@
+"""Read Secret Manager secrets with the environment's default credentials.
+
+    from trainers.common.secrets import read_secret
+    api_key = read_secret("projects/my-project/secrets/wandb-api-key/versions/latest")
+
+Inside a Vertex job the credentials are the job's service account; it needs
+`roles/secretmanager.secretAccessor` on the secret. Set `LIFTOFF_SECRET_MANAGER_ENDPOINT`
+to talk to another endpoint: an `http://` URL (a loopback fake in tests) is used over REST
+with anonymous credentials, anything else (a private or regional endpoint) with the default
+ones. Secret values are returned, never printed or logged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+ENDPOINT_ENV = "LIFTOFF_SECRET_MANAGER_ENDPOINT"
+RESOURCE_FORM = "projects/PROJECT/secrets/NAME/versions/VERSION"
+_RESOURCE = re.compile(r"projects/[^/\s]+/secrets/[^/\s]+/versions/[^/\s]+")
+
+
+def read_secret(resource: str) -> str:
+    """The UTF-8 payload of the secret version `resource` (projects/P/secrets/N/versions/V)."""
+    if not isinstance(resource, str) or not _RESOURCE.fullmatch(resource):
+        raise ValueError(f"bad secret version {resource!r}: expected {RESOURCE_FORM}")
+    from google.api_core import exceptions
+
+    try:
+        response = _client().access_secret_version(name=resource)
+    except exceptions.GoogleAPICallError as err:
+        raise RuntimeError(f"cannot read secret {resource}: {err.message}") from err
+    data = response.payload.data
+    _check_crc32c(resource, data, response.payload)
+    return data.decode("utf-8")
+
+
+def _client():
+    from google.cloud import secretmanager
+
+    endpoint = os.environ.get(ENDPOINT_ENV)
+    if not endpoint:
+        return secretmanager.SecretManagerServiceClient()
+    if endpoint.startswith("http://"):
+        # Plain HTTP only ever points at a fake or a sidecar: gRPC would need TLS and real
+        # credentials would be refused (or worse, sent in clear text).
+        from google.auth.credentials import AnonymousCredentials
+
+        return secretmanager.SecretManagerServiceClient(
+            transport="rest",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": endpoint},
+        )
+    return secretmanager.SecretManagerServiceClient(client_options={"api_endpoint": endpoint})
+
+
+def _check_crc32c(resource: str, data: bytes, payload) -> None:
+    """Google's documented integrity check; the client library leaves it to the caller."""
+    if "data_crc32c" not in payload:
+        return
+    import google_crc32c
+
+    if google_crc32c.value(data) != payload.data_crc32c:
+        raise RuntimeError(f"cannot read secret {resource}: payload failed its CRC32C check")

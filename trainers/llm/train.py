@@ -1,0 +1,275 @@
+"""The LLM fine-tuning loop: packed batches, gradient accumulation, DDP, checkpoints, metrics.
+
+    from trainers.llm.presets import debug
+    metadata = train(debug())
+
+Runs on one CPU process, or under torchrun (one process per GPU, or gloo on CPU). Resumes from
+the newest committed checkpoint in `checkpoint.dir`; a SIGTERM saves one and raises Preempted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from trainers.common import checkpoint, distributed, speed
+from trainers.common.batches import global_batch_rows, rank_micro_batches
+from trainers.common.config import from_dict, to_dict
+from trainers.common.optim import build_optimizer, build_scheduler
+from trainers.common.packing import IGNORE
+from trainers.common.preemption import Preempted, StopFlag
+from trainers.common.tracking import start_tracker
+from trainers.llm import evaluate, outputs
+from trainers.llm.config import LLMConfig
+from trainers.llm.data import LLMData, load_data
+from trainers.llm.model import add_lora, build_model, count_parameters
+
+StepCallback = Callable[[int], None]
+
+
+@dataclass
+class Run:
+    cfg: LLMConfig
+    dist: distributed.Dist
+    data: LLMData
+    model: torch.nn.Module  # unwrapped: what is saved and evaluated
+    engine: torch.nn.Module  # what runs the training forward (DDP and/or compiled)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    tracker: object
+    flops_per_token: float
+    peak_flops: float | None
+    step: int = 0
+    tokens_seen: int = 0
+    history: dict = field(default_factory=dict)
+
+    @property
+    def autocast(self) -> bool:
+        return self.cfg.train.precision == "bf16" or (
+            self.cfg.train.precision == "auto" and self.dist.device.startswith("cuda"))
+
+
+def train(cfg: LLMConfig, *, callbacks: Sequence[StepCallback] = ()) -> dict:
+    """Train, save the model and metadata, and return the metadata (on every rank)."""
+    dist = distributed.init()
+    stop = StopFlag().install()
+    tracker = start_tracker(enabled=dist.is_main and cfg.wandb.enabled, project=cfg.wandb.project,
+                            config=to_dict(cfg), job_type="train", wandb_secret=cfg.wandb.secret or None)
+    try:
+        cfg = _agree_on_config(from_dict(LLMConfig, tracker.run_config()), dist)
+        run = _build_run(cfg, dist, tracker)
+        _resume_or_start(run)
+        _loop(run, stop, callbacks)
+        metadata = _finish(run)
+    except Preempted:
+        tracker.finish(exit_code=1)
+        raise
+    tracker.finish()
+    distributed.shutdown(dist)
+    return metadata
+
+
+def _agree_on_config(cfg: LLMConfig, dist: distributed.Dist) -> LLMConfig:
+    """Rank 0's config (with any W&B Launch overrides) is everyone's."""
+    if dist.world_size == 1:
+        return cfg
+    import torch.distributed as tdist
+
+    box = [to_dict(cfg)]
+    tdist.broadcast_object_list(box, src=0)
+    return from_dict(LLMConfig, box[0])
+
+
+def _build_run(cfg: LLMConfig, dist: distributed.Dist, tracker) -> Run:
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)
+    data = load_data(cfg)
+    model = build_model(cfg.model, vocab_size=len(data.tokenizer))
+    if cfg.lora.enabled:
+        model = add_lora(model, cfg.lora)
+    model.to(dist.device).train()
+    optimizer = build_optimizer(model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                                betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps)
+    scheduler = build_scheduler(optimizer, warmup_steps=cfg.optim.warmup_steps,
+                                max_steps=cfg.train.max_steps, min_ratio=cfg.optim.min_lr_ratio)
+    num_params, num_trainable = count_parameters(model)
+    base = model.config
+    flops = speed.flops_per_token(num_params=num_params, num_trainable=num_trainable,
+                                  num_layers=base.num_hidden_layers, hidden_size=base.hidden_size,
+                                  seq_len=cfg.data.seq_len)
+    peak = speed.peak_flops(torch.cuda.get_device_name(dist.device)) if dist.device != "cpu" else None
+    return Run(cfg=cfg, dist=dist, data=data, model=model, engine=_engine(model, cfg, dist),
+               optimizer=optimizer, scheduler=scheduler, tracker=tracker,
+               flops_per_token=flops, peak_flops=peak)
+
+
+def _engine(model, cfg: LLMConfig, dist: distributed.Dist):
+    engine = model
+    if dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Frozen parameters (LoRA bases) have requires_grad=False and stay out of the reducer.
+        engine = DistributedDataParallel(
+            model, device_ids=[dist.local_rank] if dist.device != "cpu" else None,
+            gradient_as_bucket_view=True)
+    return torch.compile(engine) if cfg.model.compile else engine
+
+
+def _resume_or_start(run: Run) -> None:
+    path = checkpoint.latest_committed(run.cfg.checkpoint.dir)
+    if path is None:
+        _log_exact_match(run, key="eval/exact_match")  # the untrained baseline
+        return
+    shared, mine = checkpoint.load(path, rank=run.dist.rank)
+    run.model.load_state_dict(shared["model"])
+    run.optimizer.load_state_dict(shared["optimizer"])
+    run.scheduler.load_state_dict(shared["scheduler"])
+    run.step, run.tokens_seen = shared["step"], shared["tokens_seen"]
+    run.history = shared.get("history", {})
+    if mine is not None:
+        checkpoint.restore_rng(mine["rng"])
+    print(f"resumed from {path} at step {run.step}", flush=True)
+
+
+def _save(run: Run) -> str:
+    shared = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+              "scheduler": run.scheduler.state_dict(), "step": run.step,
+              "tokens_seen": run.tokens_seen, "samples_seen": run.step * run.cfg.train.global_batch_size,
+              "history": run.history}
+    path = checkpoint.save(run.cfg.checkpoint.dir, run.step, shared, {"rng": checkpoint.capture_rng()},
+                           dist=run.dist, keep_last=run.cfg.checkpoint.keep_last)
+    if run.dist.is_main:
+        print(f"checkpoint committed: {path}", flush=True)
+    return path
+
+
+def _loop(run: Run, stop: StopFlag, callbacks: Sequence[StepCallback]) -> None:
+    cfg = run.cfg
+    window = {"loss": 0.0, "targets": 0, "tokens": 0, "time": 0.0, "steps": 0}
+    while run.step < cfg.train.max_steps:
+        started = time.perf_counter()
+        metrics = _train_step(run)
+        run.step += 1
+        window["time"] += time.perf_counter() - started
+        window["steps"] += 1
+        for key in ("loss", "targets", "tokens"):
+            window[key] += metrics[key]
+        run.tokens_seen += metrics["tokens"]
+        if run.step % cfg.train.log_every == 0 or run.step == cfg.train.max_steps:
+            _log_train(run, window, grad_norm=metrics["grad_norm"])
+            window = dict.fromkeys(window, 0)
+        if cfg.train.eval_every and run.step % cfg.train.eval_every == 0:
+            _log_eval(run)
+        if cfg.checkpoint.every_steps and run.step % cfg.checkpoint.every_steps == 0:
+            _save(run)
+        for callback in callbacks:
+            callback(run.step)
+        if _stop_requested(stop, run.dist):
+            _save(run)
+            raise Preempted(f"stopped by SIGTERM after step {run.step}; checkpoint committed")
+
+
+def _stop_requested(stop: StopFlag, dist: distributed.Dist) -> bool:
+    # Any rank's SIGTERM stops all of them at the same step.
+    return distributed.all_reduce_sum(float(stop.requested), dist) > 0
+
+
+def _train_step(run: Run) -> dict:
+    cfg, dist, packed = run.cfg, run.dist, run.data.train
+    rows = global_batch_rows(run.step, num_rows=len(packed.input_ids),
+                             global_batch=cfg.train.global_batch_size, seed=cfg.train.seed)
+    # Normalise by the global batch's target count so any split over ranks and micro-steps
+    # yields the same gradient (DDP averages over ranks, hence the world-size factor).
+    num_targets = int((packed.targets[rows] != IGNORE).sum())
+    scale = dist.world_size / max(1, num_targets)
+    micro_batches = rank_micro_batches(rows, rank=dist.rank, world_size=dist.world_size,
+                                       micro_batch=cfg.train.micro_batch_size)
+    loss_sum = 0.0
+    for i, micro in enumerate(micro_batches):
+        loss_sum += _micro_step(run, micro, scale, sync=i == len(micro_batches) - 1)
+    grad_norm = _clip(run)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return {"loss": distributed.all_reduce_sum(loss_sum, dist), "targets": num_targets,
+            "tokens": int(packed.row_tokens[rows].sum()), "grad_norm": grad_norm}
+
+
+def _micro_step(run: Run, rows: list[int], scale: float, *, sync: bool) -> float:
+    packed, device = run.data.train, run.dist.device
+    ids, pos, tgt = (t[rows].to(device, non_blocking=True) for t in
+                     (packed.input_ids, packed.position_ids, packed.targets))
+    no_sync = run.engine.no_sync if hasattr(run.engine, "no_sync") and not sync else None
+    with no_sync() if no_sync else contextlib.nullcontext():
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.autocast):
+            loss = evaluate.token_loss_sum(run.engine, ids, pos, tgt)
+        (loss * scale).backward()
+    return float(loss.detach())
+
+
+def _clip(run: Run) -> float:
+    params = [p for p in run.model.parameters() if p.requires_grad]
+    max_norm = run.cfg.optim.grad_clip or float("inf")
+    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+
+
+def _log_train(run: Run, window: dict, *, grad_norm: float) -> None:
+    tokens_per_s = window["tokens"] / max(window["time"], 1e-9)
+    metrics = {"train/loss": window["loss"] / max(1, window["targets"]),
+               "train/lr": run.scheduler.get_last_lr()[0], "train/grad_norm": grad_norm,
+               "train/tokens_per_s": tokens_per_s, "train/tokens_seen": run.tokens_seen}
+    utilisation = speed.mfu(tokens_per_s / run.dist.world_size, run.flops_per_token,
+                            run.peak_flops)
+    if utilisation is not None:
+        metrics["train/mfu"] = utilisation
+    run.history["train/loss"] = metrics["train/loss"]
+    run.tracker.log(metrics, step=run.step)
+    if run.dist.is_main:
+        print(f"step {run.step}/{run.cfg.train.max_steps} loss {metrics['train/loss']:.4f} "
+              f"lr {metrics['train/lr']:.2e} tokens/s {tokens_per_s:,.0f}", flush=True)
+
+
+def _log_eval(run: Run) -> dict:
+    cfg, dist = run.cfg, run.dist
+    rows = list(range(dist.rank, len(run.data.eval.input_ids), dist.world_size))
+    total, count = evaluate.eval_loss(run.model, run.data.eval, batch_size=cfg.train.micro_batch_size,
+                                      max_batches=cfg.train.eval_batches, device=dist.device,
+                                      autocast=run.autocast, rows=rows)
+    loss = distributed.all_reduce_sum(total, dist) / max(1.0, distributed.all_reduce_sum(count, dist))
+    metrics = {"eval/loss": loss, "eval/perplexity": evaluate.perplexity(loss)}
+    run.history.update(metrics)
+    run.tracker.log(metrics, step=run.step)
+    if dist.is_main:
+        print(f"step {run.step} eval loss {loss:.4f} perplexity {metrics['eval/perplexity']:.2f}",
+              flush=True)
+    return metrics
+
+
+def _log_exact_match(run: Run, *, key: str) -> None:
+    cfg = run.cfg
+    if not cfg.train.exact_match_examples or not run.dist.is_main:
+        return
+    records = run.data.eval_records[: cfg.train.exact_match_examples]
+    score, _ = evaluate.exact_match(run.model, run.data.tokenizer, records,
+                                    max_new_tokens=cfg.train.max_new_tokens, device=run.dist.device)
+    run.history.setdefault("eval/initial_exact_match", score)
+    run.history[key] = score
+    run.tracker.log({key: score}, step=run.step)
+    print(f"step {run.step} exact match {score:.3f} on {len(records)} held-out prompts", flush=True)
+
+
+def _finish(run: Run) -> dict:
+    every = run.cfg.train.eval_every
+    if not every or run.step % every:  # the loop has not just evaluated this step
+        _log_eval(run)
+    _log_exact_match(run, key="eval/exact_match")
+    metadata = outputs.metadata(run)
+    if run.dist.is_main:
+        outputs.save_model(run, metadata)
+    distributed.barrier(run.dist)
+    return metadata
