@@ -77,7 +77,7 @@ def test_overrides_parse_each_field_type(cfg):
     assert out.lora.target_modules == ("q_proj", "v_proj")
     assert out.model.source == "/models/llama" and out.model.tokenizer == ""
     assert out.output_dir == "/tmp/out"
-    assert cfg.train.max_steps == 300  # the original is untouched
+    assert cfg.train.max_steps == 500  # the original is untouched
 
 
 @pytest.mark.parametrize(

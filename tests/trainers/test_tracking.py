@@ -52,6 +52,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory):
             metadata={"eval": {"loss": 0.5}},
             aliases=["best"],
         )
+        tracker.log_artifact(name="fuse-model", type="model", uri="/gcs/bkt/runs/7/model")
         tracker.log_artifact(  # metadata past 64 KiB: its record spans three 32 KiB blocks
             name="sft-checkpoint", type="checkpoint", uri=str(checkpoint), metadata=BIG
         )
@@ -146,7 +147,12 @@ def test_dataset_is_declared_as_an_input(logged):
     dataset = run.artifact("alpaca")
     assert (dataset.type, dataset.metadata) == ("dataset", {"rows": 52})
     assert dataset.entries["alpaca.jsonl"]["ref"] == "gs://bkt/data/alpaca.jsonl"
-    assert [a.name for a in run.logged_artifacts] == ["sft-model", "sft-checkpoint"]
+    assert [a.name for a in run.logged_artifacts] == ["sft-model", "fuse-model", "sft-checkpoint"]
+
+
+def test_vertex_fuse_paths_are_logged_as_gs_references(logged):
+    _, _, run = logged
+    assert run.artifact("fuse-model").entries["model"]["ref"] == "gs://bkt/runs/7/model"
 
 
 def test_missing_local_artifact_path_is_refused(logged, tmp_path):

@@ -1,1 +1,1 @@
-"""Pieces every trainer shares: storage, distributed set-up, checkpoints, tracking, speed metrics."""
+"""Pieces every trainer shares: storage, distributed set-up, checkpoints, tracking, speed."""

@@ -26,12 +26,15 @@ def global_batch_rows(step: int, *, num_rows: int, global_batch: int, seed: int)
     return rows
 
 
-def rank_micro_batches(rows: list[int], *, rank: int, world_size: int,
-                       micro_batch: int) -> list[list[int]]:
+def rank_micro_batches(
+    rows: list[int], *, rank: int, world_size: int, micro_batch: int
+) -> list[list[int]]:
     """This rank's share of a global batch, as micro-batches in order."""
     if len(rows) % (world_size * micro_batch):
-        raise ValueError(f"train.global_batch_size={len(rows)} must be a multiple of "
-                         f"train.micro_batch_size={micro_batch} x world size {world_size}")
+        raise ValueError(
+            f"train.global_batch_size={len(rows)} must be a multiple of "
+            f"train.micro_batch_size={micro_batch} x world size {world_size}"
+        )
     share = len(rows) // world_size
     mine = rows[rank * share : (rank + 1) * share]
     return [mine[i : i + micro_batch] for i in range(0, share, micro_batch)]

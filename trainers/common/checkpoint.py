@@ -30,8 +30,9 @@ def step_dir(root: str, step: int) -> str:
     return storage.join(root, f"step-{step:08d}")
 
 
-def save(root: str, step: int, shared_state: dict, rank_state: dict, *, dist: Dist,
-         keep_last: int) -> str:
+def save(
+    root: str, step: int, shared_state: dict, rank_state: dict, *, dist: Dist, keep_last: int
+) -> str:
     path = step_dir(root, step)
     if dist.is_main:
         storage.remove_tree(path)  # a torn save of the same step from an earlier attempt
@@ -84,8 +85,11 @@ def prune(root: str, *, keep_last: int) -> None:
 def capture_rng() -> dict:
     import numpy as np
 
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state()
     return state

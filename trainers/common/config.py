@@ -1,4 +1,4 @@
-"""Typed configs: nested `kw_only` dataclasses, `--set section.field=value` overrides, dict round trip.
+"""Typed configs: nested `kw_only` dataclasses, `--set section.field=value` overrides, dicts.
 
     cfg = apply_overrides(preset(), ["optim.lr=3e-4", "train.max_steps=100"])
     cfg = from_dict(type(cfg), to_dict(cfg))   # what W&B stores and Launch overrides
@@ -85,7 +85,9 @@ def _coerce(raw: Any, kind: Any, field: str) -> Any:
     if origin is tuple:
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         inner = typing.get_args(kind)[0]
-        return tuple(_coerce(i.strip() if isinstance(i, str) else i, inner, field) for i in items if i != "")
+        return tuple(
+            _coerce(i.strip() if isinstance(i, str) else i, inner, field) for i in items if i != ""
+        )
     if kind is bool:
         return _to_bool(raw, field)
     if kind in (int, float, str):

@@ -41,9 +41,12 @@ def rendezvous_from_env(env: dict[str, str]) -> Rendezvous:
     """Node-level rendezvous: CLUSTER_SPEC first, else MASTER_* with WORLD_SIZE/RANK as nodes."""
     if env.get("CLUSTER_SPEC"):
         return _from_cluster_spec(json.loads(env["CLUSTER_SPEC"]))
-    return Rendezvous(master_addr=env.get("MASTER_ADDR", "127.0.0.1"),
-                      master_port=int(env.get("MASTER_PORT", DEFAULT_PORT)),
-                      num_nodes=int(env.get("WORLD_SIZE", 1)), node_rank=int(env.get("RANK", 0)))
+    return Rendezvous(
+        master_addr=env.get("MASTER_ADDR", "127.0.0.1"),
+        master_port=int(env.get("MASTER_PORT", DEFAULT_PORT)),
+        num_nodes=int(env.get("WORLD_SIZE", 1)),
+        node_rank=int(env.get("RANK", 0)),
+    )
 
 
 def _from_cluster_spec(spec: dict) -> Rendezvous:
@@ -55,8 +58,12 @@ def _from_cluster_spec(spec: dict) -> Rendezvous:
     if task["type"] not in ("workerpool0", "workerpool1"):
         raise ValueError(f"CLUSTER_SPEC task type {task['type']!r} is not a training node")
     node_rank = 0 if task["type"] == "workerpool0" else int(task["index"]) + 1
-    return Rendezvous(master_addr=host, master_port=int(port or DEFAULT_PORT),
-                      num_nodes=num_nodes, node_rank=node_rank)
+    return Rendezvous(
+        master_addr=host,
+        master_port=int(port or DEFAULT_PORT),
+        num_nodes=num_nodes,
+        node_rank=node_rank,
+    )
 
 
 def procs_per_node() -> int:
@@ -69,10 +76,19 @@ def procs_per_node() -> int:
 
 
 def torchrun_argv(module: str, args: list[str], rdzv: Rendezvous, nproc: int) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", f"--nnodes={rdzv.num_nodes}",
-            f"--node_rank={rdzv.node_rank}", f"--nproc_per_node={nproc}",
-            f"--master_addr={rdzv.master_addr}", f"--master_port={rdzv.master_port}",
-            "-m", module, *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nnodes={rdzv.num_nodes}",
+        f"--node_rank={rdzv.node_rank}",
+        f"--nproc_per_node={nproc}",
+        f"--master_addr={rdzv.master_addr}",
+        f"--master_port={rdzv.master_port}",
+        "-m",
+        module,
+        *args,
+    ]
 
 
 def relaunch_under_torchrun(module: str, args: list[str]) -> None:
@@ -100,8 +116,12 @@ def init() -> Dist:
         torch.cuda.set_device(local_rank)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device != "cpu" else "gloo")
-    return Dist(rank=int(os.environ.get("RANK", 0)), local_rank=local_rank,
-                world_size=world_size, device=device)
+    return Dist(
+        rank=int(os.environ.get("RANK", 0)),
+        local_rank=local_rank,
+        world_size=world_size,
+        device=device,
+    )
 
 
 def barrier(d: Dist) -> None:

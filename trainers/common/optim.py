@@ -1,4 +1,4 @@
-"""AdamW (fused on CUDA) with decoupled weight decay on matrices only, and a warmup + cosine schedule."""
+"""AdamW (fused on CUDA), weight decay on matrices only, and a warmup + cosine schedule."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ import math
 import torch
 
 
-def build_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, betas: tuple,
-                    eps: float) -> torch.optim.AdamW:
+def build_optimizer(
+    model: torch.nn.Module, *, lr: float, weight_decay: float, betas: tuple, eps: float
+) -> torch.optim.AdamW:
     """AdamW over the trainable parameters; biases, norms and other vectors get no decay."""
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     fused = bool(params) and params[0].is_cuda
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused)
 
@@ -30,6 +33,7 @@ def lr_factor(step: int, *, warmup_steps: int, max_steps: int, min_ratio: float)
 def build_scheduler(optimizer, *, warmup_steps: int, max_steps: int, min_ratio: float):
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda step: lr_factor(step, warmup_steps=warmup_steps, max_steps=max_steps,
-                               min_ratio=min_ratio),
+        lambda step: lr_factor(
+            step, warmup_steps=warmup_steps, max_steps=max_steps, min_ratio=min_ratio
+        ),
     )

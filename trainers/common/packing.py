@@ -43,7 +43,9 @@ class Packed:
     stats: PackStats
 
 
-def fit_length(examples: list[Example], *, seq_len: int, overlong: str) -> tuple[list[Example], PackStats]:
+def fit_length(
+    examples: list[Example], *, seq_len: int, overlong: str
+) -> tuple[list[Example], PackStats]:
     """Truncate or drop examples longer than `seq_len`; drop those left with no target."""
     stats, kept = PackStats(examples=len(examples)), []
     for ex in examples:
@@ -77,7 +79,9 @@ def assign_rows(lengths: list[int], seq_len: int) -> list[list[int]]:
     return rows
 
 
-def pack(examples: list[Example], *, seq_len: int, pad_id: int, overlong: str = "truncate") -> Packed:
+def pack(
+    examples: list[Example], *, seq_len: int, pad_id: int, overlong: str = "truncate"
+) -> Packed:
     kept, stats = fit_length(examples, seq_len=seq_len, overlong=overlong)
     rows = assign_rows([len(ex.token_ids) for ex in kept], seq_len)
     shape = (len(rows), seq_len)
@@ -98,7 +102,9 @@ def pack(examples: list[Example], *, seq_len: int, pad_id: int, overlong: str = 
     return Packed(input_ids, position_ids, targets, row_tokens, stats)
 
 
-def _place(ex: Example, start: int, ids: torch.Tensor, pos: torch.Tensor, tgt: torch.Tensor) -> None:
+def _place(
+    ex: Example, start: int, ids: torch.Tensor, pos: torch.Tensor, tgt: torch.Tensor
+) -> None:
     n = len(ex.token_ids)
     tokens = torch.tensor(ex.token_ids)
     trainable = torch.tensor(ex.trainable)

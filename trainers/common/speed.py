@@ -27,16 +27,18 @@ def peak_flops(device_name: str) -> float | None:
     return None
 
 
-def flops_per_token(*, num_params: int, num_trainable: int, num_layers: int, hidden_size: int,
-                    seq_len: int) -> float:
+def flops_per_token(
+    *, num_params: int, num_trainable: int, num_layers: int, hidden_size: int, seq_len: int
+) -> float:
     frozen = num_params - num_trainable
     weights = 6 * num_trainable + 4 * frozen
     attention = 12 * num_layers * hidden_size * seq_len
     return float(weights + attention)
 
 
-def mfu(tokens_per_second: float, flops_token: float, peak: float | None,
-        num_devices: int = 1) -> float | None:
+def mfu(
+    tokens_per_second: float, flops_token: float, peak: float | None, num_devices: int = 1
+) -> float | None:
     if peak is None:
         return None
     return tokens_per_second * flops_token / (peak * num_devices)

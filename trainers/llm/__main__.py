@@ -19,23 +19,42 @@ from trainers.common.records import DataError
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainers.llm", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="debug", help="debug | llama-3.2-1b | llama-3.1-8b-lora | "
-                   "qwen2.5-0.5b | qwen2.5-7b-lora (default: debug)")
+    p = argparse.ArgumentParser(
+        prog="python -m trainers.llm",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--preset",
+        default="debug",
+        help="debug | llama-3.2-1b | llama-3.1-8b-lora | "
+        "qwen2.5-0.5b | qwen2.5-7b-lora (default: debug)",
+    )
     p.add_argument("--data", help="training records: JSONL or Parquet, local, gs:// or /gcs/")
     p.add_argument("--eval-data", help="eval records (default: a content-hash split of --data)")
-    p.add_argument("--output-dir", help="final model (default: $AIP_MODEL_DIR, else ./outputs/model)")
-    p.add_argument("--checkpoint-dir",
-                   help="checkpoints (default: $AIP_CHECKPOINT_DIR, else ./outputs/checkpoints)")
+    p.add_argument(
+        "--output-dir", help="final model (default: $AIP_MODEL_DIR, else ./outputs/model)"
+    )
+    p.add_argument(
+        "--checkpoint-dir",
+        help="checkpoints (default: $AIP_CHECKPOINT_DIR, else ./outputs/checkpoints)",
+    )
     p.add_argument("--max-steps", type=int, help="optimizer steps")
     p.add_argument("--seed", type=int)
     p.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights")
     p.add_argument("--wandb-project")
-    p.add_argument("--wandb-secret", help="Secret Manager version holding the W&B API key, "
-                   "projects/P/secrets/NAME/versions/latest")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                   help="override any config field (repeatable)")
+    p.add_argument(
+        "--wandb-secret",
+        help="Secret Manager version holding the W&B API key, "
+        "projects/P/secrets/NAME/versions/latest",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override any config field (repeatable)",
+    )
     return p
 
 
@@ -45,13 +64,17 @@ def resolve_config(args: argparse.Namespace):
     from trainers.llm.presets import get_preset
 
     flags = {
-        "data.train": args.data, "data.eval": args.eval_data,
+        "data.train": args.data,
+        "data.eval": args.eval_data,
         "output_dir": args.output_dir or os.environ.get("AIP_MODEL_DIR") or "./outputs/model",
-        "checkpoint.dir": args.checkpoint_dir or os.environ.get("AIP_CHECKPOINT_DIR")
+        "checkpoint.dir": args.checkpoint_dir
+        or os.environ.get("AIP_CHECKPOINT_DIR")
         or "./outputs/checkpoints",
-        "train.max_steps": args.max_steps, "train.seed": args.seed,
+        "train.max_steps": args.max_steps,
+        "train.seed": args.seed,
         "lora.enabled": True if args.lora else None,
-        "wandb.project": args.wandb_project, "wandb.secret": args.wandb_secret,
+        "wandb.project": args.wandb_project,
+        "wandb.secret": args.wandb_secret,
     }
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
     return apply_overrides(get_preset(args.preset), overrides + args.set)

@@ -48,8 +48,10 @@ def _check_messages(messages: object) -> str | None:
 def to_messages(record: dict) -> list[dict]:
     if "messages" in record:
         return [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
-    return [{"role": "user", "content": record["prompt"]},
-            {"role": "assistant", "content": record["response"]}]
+    return [
+        {"role": "user", "content": record["prompt"]},
+        {"role": "assistant", "content": record["response"]},
+    ]
 
 
 def prompt_and_answer(record: dict) -> tuple[list[dict], str]:
@@ -80,8 +82,13 @@ def tokenize_record(tokenizer, record: dict, *, mask_prompt: bool = True) -> Exa
             _append(tokenizer, _suffix(before, rendered), ids, trainable, not mask_prompt)
             rendered = before
         text = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
-        _append(tokenizer, _suffix(text, rendered), ids, trainable,
-                message["role"] == "assistant" or not mask_prompt)
+        _append(
+            tokenizer,
+            _suffix(text, rendered),
+            ids,
+            trainable,
+            message["role"] == "assistant" or not mask_prompt,
+        )
         rendered = text
     return Example(ids, trainable)
 
@@ -90,8 +97,10 @@ def _suffix(text: str, prefix: str) -> str:
     # Templates render conversations incrementally; a template that rewrites earlier turns
     # (e.g. moving a system prompt) cannot be masked by prefix, so it is refused loudly.
     if not text.startswith(prefix):
-        raise ValueError("the chat template does not render conversations incrementally; "
-                         "set a tokenizer whose template does")
+        raise ValueError(
+            "the chat template does not render conversations incrementally; "
+            "set a tokenizer whose template does"
+        )
     return text[len(prefix) :]
 
 

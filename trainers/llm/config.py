@@ -13,9 +13,9 @@ from trainers.common.config import check, check_choice
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    # An HF id, a local directory or a gs:// directory; "scratch" builds a Llama from the sizes below.
+    # An HF id, a local or gs:// directory; "scratch" builds a Llama from the sizes below.
     source: str = "scratch"
-    # Where the tokenizer comes from; "" means `source`, "trained" trains a BPE on the data in-process.
+    # The tokenizer's source; "" means `source`, "trained" trains a BPE on the data in-process.
     tokenizer: str = ""
     vocab_size: int = 512
     hidden_size: int = 64
@@ -30,17 +30,39 @@ class ModelConfig:
 
     def __post_init__(self):
         check(bool(self.source), "model.source", self.source, "an HF id, a directory or 'scratch'")
-        check(self.source != "scratch" or self.tokenizer == "trained", "model.tokenizer",
-              self.tokenizer, "a scratch model needs model.tokenizer=trained")
-        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
-                     "intermediate_size", "max_position_embeddings"):
+        check(
+            self.source != "scratch" or self.tokenizer == "trained",
+            "model.tokenizer",
+            self.tokenizer,
+            "a scratch model needs model.tokenizer=trained",
+        )
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+        ):
             check(getattr(self, name) > 0, f"model.{name}", getattr(self, name), "must be > 0")
-        check(self.hidden_size % self.num_heads == 0, "model.hidden_size", self.hidden_size,
-              f"must be divisible by model.num_heads={self.num_heads}")
-        check(self.num_heads % self.num_kv_heads == 0, "model.num_kv_heads", self.num_kv_heads,
-              f"must divide model.num_heads={self.num_heads}")
-        check_choice("model.attn_implementation", self.attn_implementation,
-                     ("sdpa", "flash_attention_2", "eager"))
+        check(
+            self.hidden_size % self.num_heads == 0,
+            "model.hidden_size",
+            self.hidden_size,
+            f"must be divisible by model.num_heads={self.num_heads}",
+        )
+        check(
+            self.num_heads % self.num_kv_heads == 0,
+            "model.num_kv_heads",
+            self.num_kv_heads,
+            f"must divide model.num_heads={self.num_heads}",
+        )
+        check_choice(
+            "model.attn_implementation",
+            self.attn_implementation,
+            ("sdpa", "flash_attention_2", "eager"),
+        )
 
 
 @dataclass(kw_only=True)
@@ -55,10 +77,18 @@ class DataConfig:
     mask_prompt: bool = True
 
     def __post_init__(self):
-        check(0.0 <= self.eval_fraction < 1.0, "data.eval_fraction", self.eval_fraction,
-              "must be in [0, 1)")
-        check(self.synthetic_examples > 0, "data.synthetic_examples", self.synthetic_examples,
-              "must be > 0")
+        check(
+            0.0 <= self.eval_fraction < 1.0,
+            "data.eval_fraction",
+            self.eval_fraction,
+            "must be in [0, 1)",
+        )
+        check(
+            self.synthetic_examples > 0,
+            "data.synthetic_examples",
+            self.synthetic_examples,
+            "must be > 0",
+        )
         check(self.seq_len >= 8, "data.seq_len", self.seq_len, "must be >= 8")
         check_choice("data.overlong", self.overlong, ("truncate", "drop"))
         check_choice("data.on_bad_record", self.on_bad_record, ("error", "skip"))
@@ -77,11 +107,20 @@ class OptimConfig:
 
     def __post_init__(self):
         check(self.lr > 0, "optim.lr", self.lr, "must be > 0")
-        check(0 <= self.min_lr_ratio <= 1, "optim.min_lr_ratio", self.min_lr_ratio, "must be in [0, 1]")
+        check(
+            0 <= self.min_lr_ratio <= 1,
+            "optim.min_lr_ratio",
+            self.min_lr_ratio,
+            "must be in [0, 1]",
+        )
         check(self.warmup_steps >= 0, "optim.warmup_steps", self.warmup_steps, "must be >= 0")
         check(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, "must be >= 0")
-        check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "optim.beta1/beta2",
-              (self.beta1, self.beta2), "must be in [0, 1)")
+        check(
+            0 <= self.beta1 < 1 and 0 <= self.beta2 < 1,
+            "optim.beta1/beta2",
+            (self.beta1, self.beta2),
+            "must be in [0, 1)",
+        )
         check(self.grad_clip >= 0, "optim.grad_clip", self.grad_clip, "must be >= 0")
 
 
@@ -104,8 +143,12 @@ class TrainConfig:
             check(getattr(self, name) > 0, f"train.{name}", getattr(self, name), "must be > 0")
         for name in ("eval_every", "eval_batches", "exact_match_examples", "threads"):
             check(getattr(self, name) >= 0, f"train.{name}", getattr(self, name), "must be >= 0")
-        check(self.global_batch_size % self.micro_batch_size == 0, "train.global_batch_size",
-              self.global_batch_size, f"must be a multiple of train.micro_batch_size={self.micro_batch_size}")
+        check(
+            self.global_batch_size % self.micro_batch_size == 0,
+            "train.global_batch_size",
+            self.global_batch_size,
+            f"must be a multiple of train.micro_batch_size={self.micro_batch_size}",
+        )
         check_choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
 
 
@@ -115,16 +158,27 @@ class LoraConfig:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj",
-                                       "gate_proj", "up_proj", "down_proj")
+    target_modules: tuple[str, ...] = (
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )
     merge: bool = False  # also save the base model with the adapter merged in
 
     def __post_init__(self):
         check(self.r > 0, "lora.r", self.r, "must be > 0")
         check(self.alpha > 0, "lora.alpha", self.alpha, "must be > 0")
         check(0 <= self.dropout < 1, "lora.dropout", self.dropout, "must be in [0, 1)")
-        check(len(self.target_modules) > 0, "lora.target_modules", self.target_modules,
-              "name at least one module")
+        check(
+            len(self.target_modules) > 0,
+            "lora.target_modules",
+            self.target_modules,
+            "name at least one module",
+        )
 
 
 @dataclass(kw_only=True)
@@ -159,6 +213,10 @@ class LLMConfig:
 
     def __post_init__(self):
         check(bool(self.output_dir), "output_dir", self.output_dir, "must name a directory")
-        check(self.data.seq_len <= self.model.max_position_embeddings or self.model.source != "scratch",
-              "data.seq_len", self.data.seq_len,
-              f"must be <= model.max_position_embeddings={self.model.max_position_embeddings}")
+        check(
+            self.data.seq_len <= self.model.max_position_embeddings
+            or self.model.source != "scratch",
+            "data.seq_len",
+            self.data.seq_len,
+            f"must be <= model.max_position_embeddings={self.model.max_position_embeddings}",
+        )

@@ -1,7 +1,7 @@
 """Everything the LLM trainer reads: records, tokenizer, tokenized and packed train/eval splits.
 
-    data = load_data(cfg)   # cfg: LLMConfig
-    data.train.input_ids.shape  # [rows, seq_len]
+data = load_data(cfg)   # cfg: LLMConfig
+data.train.input_ids.shape  # [rows, seq_len]
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def load_records(cfg: LLMConfig) -> tuple[list[dict], list[dict], int]:
     """(train records, eval records, skipped count) from the configured sources."""
     data = cfg.data
     if data.train:
-        records, skipped = read_records(data.train, validate=check_record, on_bad=data.on_bad_record)
+        records, skipped = read_records(
+            data.train, validate=check_record, on_bad=data.on_bad_record
+        )
     else:
         records, skipped = arithmetic_records(data.synthetic_examples, seed=cfg.train.seed), 0
     if data.eval:
@@ -60,16 +62,27 @@ def make_tokenizer(cfg: LLMConfig, records: list[dict]):
 
 def pack_records(tokenizer, records: list[dict], cfg: LLMConfig) -> Packed:
     examples = [tokenize_record(tokenizer, r, mask_prompt=cfg.data.mask_prompt) for r in records]
-    return pack(examples, seq_len=cfg.data.seq_len, pad_id=tokenizer.pad_token_id,
-                overlong=cfg.data.overlong)
+    return pack(
+        examples,
+        seq_len=cfg.data.seq_len,
+        pad_id=tokenizer.pad_token_id,
+        overlong=cfg.data.overlong,
+    )
 
 
 def load_data(cfg: LLMConfig) -> LLMData:
     train, evals, skipped = load_records(cfg)
     if not evals:
-        raise ValueError("data.eval_fraction gives an empty eval split; raise it or set --eval-data")
+        raise ValueError(
+            "data.eval_fraction gives an empty eval split; raise it or set --eval-data"
+        )
     tokenizer = make_tokenizer(cfg, train)
-    return LLMData(tokenizer=tokenizer, train=pack_records(tokenizer, train, cfg),
-                   eval=pack_records(tokenizer, evals, cfg), train_records=train,
-                  eval_records=evals,
-                   fingerprint=fingerprint(train), skipped_records=skipped)
+    return LLMData(
+        tokenizer=tokenizer,
+        train=pack_records(tokenizer, train, cfg),
+        eval=pack_records(tokenizer, evals, cfg),
+        train_records=train,
+        eval_records=evals,
+        fingerprint=fingerprint(train),
+        skipped_records=skipped,
+    )

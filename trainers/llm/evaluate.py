@@ -16,13 +16,22 @@ from trainers.llm.chat import prompt_and_answer, render_prompt
 def token_loss_sum(model, input_ids, position_ids, targets) -> torch.Tensor:
     """Summed cross-entropy of the targeted positions (packed rows: no attention mask needed)."""
     logits = model(input_ids=input_ids, position_ids=position_ids).logits
-    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE,
-                           reduction="sum")
+    return F.cross_entropy(
+        logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="sum"
+    )
 
 
 @torch.no_grad()
-def eval_loss(model, packed: Packed, *, batch_size: int, max_batches: int, device: str,
-              autocast: bool, rows: list[int] | None = None) -> tuple[float, int]:
+def eval_loss(
+    model,
+    packed: Packed,
+    *,
+    batch_size: int,
+    max_batches: int,
+    device: str,
+    autocast: bool,
+    rows: list[int] | None = None,
+) -> tuple[float, int]:
     """(summed loss, target tokens) over `rows` (default: all), at most `max_batches` batches."""
     was_training = model.training
     model.eval()
@@ -30,8 +39,9 @@ def eval_loss(model, packed: Packed, *, batch_size: int, max_batches: int, devic
     batches = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
     total, count = 0.0, 0
     for batch in batches[: max_batches or None]:
-        ids, pos, tgt = (t[batch].to(device) for t in
-                         (packed.input_ids, packed.position_ids, packed.targets))
+        ids, pos, tgt = (
+            t[batch].to(device) for t in (packed.input_ids, packed.position_ids, packed.targets)
+        )
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             total += float(token_loss_sum(model, ids, pos, tgt))
         count += int((tgt != IGNORE).sum())
@@ -44,31 +54,55 @@ def perplexity(loss: float) -> float:
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, device: str,
-             temperature: float = 0.0, top_p: float = 1.0) -> list[str]:
+def generate(
+    model,
+    tokenizer,
+    prompts: list[str],
+    *,
+    max_new_tokens: int,
+    device: str,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+) -> list[str]:
     """Completions of already-rendered prompts, generated as one left-padded batch."""
     was_training = model.training
     model.eval()
     tokenizer.padding_side = "left"
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 \
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_p": top_p}
+        if temperature > 0
         else {"do_sample": False}
-    out = model.generate(**batch.to(device), max_new_tokens=max_new_tokens, use_cache=True,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         **sampling)
+    )
+    out = model.generate(
+        **batch.to(device),
+        max_new_tokens=max_new_tokens,
+        use_cache=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **sampling,
+    )
     model.train(was_training)
     new_tokens = out[:, batch["input_ids"].shape[1] :]
     return tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
 
-def exact_match(model, tokenizer, records: list[dict], *, max_new_tokens: int, device: str,
-                batch_size: int = 64) -> tuple[float, list[dict]]:
-    """Share of records whose greedy answer equals the reference (whitespace-trimmed), and samples."""
+def exact_match(
+    model, tokenizer, records: list[dict], *, max_new_tokens: int, device: str, batch_size: int = 64
+) -> tuple[float, list[dict]]:
+    """Share of records whose greedy answer equals the reference (trimmed), and the samples."""
     samples = []
     for i in range(0, len(records), batch_size):
         chunk = [prompt_and_answer(r) for r in records[i : i + batch_size]]
         prompts = [render_prompt(tokenizer, messages) for messages, _ in chunk]
         outputs = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, device=device)
-        samples += [{"prompt": m[-1]["content"], "reference": ref, "output": out.strip(),
-                     "correct": out.strip() == ref.strip()} for (m, ref), out in zip(chunk, outputs)]
+        samples += [
+            {
+                "prompt": m[-1]["content"],
+                "reference": ref,
+                "output": out.strip(),
+                "correct": out.strip() == ref.strip(),
+            }
+            for (m, ref), out in zip(chunk, outputs, strict=True)
+        ]
     return sum(s["correct"] for s in samples) / max(1, len(samples)), samples

@@ -27,17 +27,24 @@ def build_model(cfg: ModelConfig, *, vocab_size: int):
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
     if cfg.source == "scratch":
-        config = LlamaConfig(vocab_size=vocab_size, hidden_size=cfg.hidden_size,
-                             num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-                             num_key_value_heads=cfg.num_kv_heads,
-                             intermediate_size=cfg.intermediate_size,
-                             max_position_embeddings=cfg.max_position_embeddings,
-                             tie_word_embeddings=True)
+        config = LlamaConfig(
+            vocab_size=vocab_size,
+            hidden_size=cfg.hidden_size,
+            num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads,
+            num_key_value_heads=cfg.num_kv_heads,
+            intermediate_size=cfg.intermediate_size,
+            max_position_embeddings=cfg.max_position_embeddings,
+            tie_word_embeddings=True,
+        )
         config._attn_implementation = cfg.attn_implementation
         model = LlamaForCausalLM(config)
     else:
-        model = AutoModelForCausalLM.from_pretrained(local_source(cfg.source), dtype=torch.float32,
-                                                     attn_implementation=cfg.attn_implementation)
+        model = AutoModelForCausalLM.from_pretrained(
+            local_source(cfg.source),
+            dtype=torch.float32,
+            attn_implementation=cfg.attn_implementation,
+        )
     model.config.use_cache = False
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -49,8 +56,13 @@ def add_lora(model, cfg: LoraConfig):
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
-    peft_config = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                                 target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+    peft_config = PeftLoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=list(cfg.target_modules),
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, peft_config)
 
 

@@ -24,9 +24,13 @@ def metadata(run) -> dict:
         "tokens_seen": run.tokens_seen,
         "world_size": run.dist.world_size,
         "final": {k: v for k, v in run.history.items()},
-        "dataset": {"fingerprint": run.data.fingerprint, "skipped_records": run.data.skipped_records,
-                    "train_rows": len(run.data.train.input_ids),
-                    "eval_rows": len(run.data.eval.input_ids), "pack": dataclasses.asdict(stats)},
+        "dataset": {
+            "fingerprint": run.data.fingerprint,
+            "skipped_records": run.data.skipped_records,
+            "train_rows": len(run.data.train.input_ids),
+            "eval_rows": len(run.data.eval.input_ids),
+            "pack": dataclasses.asdict(stats),
+        },
     }
 
 
@@ -56,11 +60,16 @@ def _log_artifacts(run, out: str, meta: dict) -> None:
     dataset = meta["dataset"]
     with tempfile.TemporaryDirectory(prefix="liftoff-data-") as local:
         uri = run.cfg.data.train or _write_records(run.data.train_records, local)
-        run.tracker.use_artifact(name=f"dataset-{dataset['fingerprint']}", type="dataset", uri=uri,
-                                 metadata=dataset)
-    run.tracker.log_artifact(name=f"model-{run.cfg.preset.replace('/', '-')}", type="model",
-                             uri=out, metadata={"steps": meta["steps"], **meta["final"]},
-                             aliases=["latest"])
+        run.tracker.use_artifact(
+            name=f"dataset-{dataset['fingerprint']}", type="dataset", uri=uri, metadata=dataset
+        )
+    run.tracker.log_artifact(
+        name=f"model-{run.cfg.preset.replace('/', '-')}",
+        type="model",
+        uri=out,
+        metadata={"steps": meta["steps"], **meta["final"]},
+        aliases=["latest"],
+    )
 
 
 def _write_records(records: list[dict], directory: str) -> str:

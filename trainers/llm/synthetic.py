@@ -13,8 +13,9 @@ MAX_OPERAND = 49
 
 def arithmetic_records(num_examples: int, *, seed: int = 0) -> list[dict]:
     """Up to `num_examples` distinct `{"prompt", "response"}` records, in a seeded order."""
-    questions = [(a, op, b) for a in range(MAX_OPERAND + 1) for b in range(MAX_OPERAND + 1)
-                 for op in "+-"]
+    questions = [
+        (a, op, b) for a in range(MAX_OPERAND + 1) for b in range(MAX_OPERAND + 1) for op in "+-"
+    ]
     random.Random(seed).shuffle(questions)
     return [_record(a, op, b) for a, op, b in questions[:num_examples]]
 

@@ -18,15 +18,20 @@ def train_tokenizer(texts: list[str], *, vocab_size: int):
 
     tok = Tokenizer(models.BPE(unk_token=SPECIALS["unk_token"]))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True),
-         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
     )
     tok.decoder = decoders.ByteLevel()
     specials = list(SPECIALS.values()) + TEMPLATE_TOKENS
     # The full byte alphabet keeps every input representable (newlines of the template too).
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIALS)
     wrapped.add_special_tokens({"additional_special_tokens": TEMPLATE_TOKENS})

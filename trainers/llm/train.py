@@ -50,15 +50,21 @@ class Run:
     @property
     def autocast(self) -> bool:
         return self.cfg.train.precision == "bf16" or (
-            self.cfg.train.precision == "auto" and self.dist.device.startswith("cuda"))
+            self.cfg.train.precision == "auto" and self.dist.device.startswith("cuda")
+        )
 
 
 def train(cfg: LLMConfig, *, callbacks: Sequence[StepCallback] = ()) -> dict:
     """Train, save the model and metadata, and return the metadata (on every rank)."""
     dist = distributed.init()
     stop = StopFlag().install()
-    tracker = start_tracker(enabled=dist.is_main and cfg.wandb.enabled, project=cfg.wandb.project,
-                            config=to_dict(cfg), job_type="train", wandb_secret=cfg.wandb.secret or None)
+    tracker = start_tracker(
+        enabled=dist.is_main and cfg.wandb.enabled,
+        project=cfg.wandb.project,
+        config=to_dict(cfg),
+        job_type="train",
+        wandb_secret=cfg.wandb.secret or None,
+    )
     try:
         cfg = _agree_on_config(from_dict(LLMConfig, tracker.run_config()), dist)
         run = _build_run(cfg, dist, tracker)
@@ -93,19 +99,43 @@ def _build_run(cfg: LLMConfig, dist: distributed.Dist, tracker) -> Run:
     if cfg.lora.enabled:
         model = add_lora(model, cfg.lora)
     model.to(dist.device).train()
-    optimizer = build_optimizer(model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                                betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps)
-    scheduler = build_scheduler(optimizer, warmup_steps=cfg.optim.warmup_steps,
-                                max_steps=cfg.train.max_steps, min_ratio=cfg.optim.min_lr_ratio)
+    optimizer = build_optimizer(
+        model,
+        lr=cfg.optim.lr,
+        weight_decay=cfg.optim.weight_decay,
+        betas=(cfg.optim.beta1, cfg.optim.beta2),
+        eps=cfg.optim.eps,
+    )
+    scheduler = build_scheduler(
+        optimizer,
+        warmup_steps=cfg.optim.warmup_steps,
+        max_steps=cfg.train.max_steps,
+        min_ratio=cfg.optim.min_lr_ratio,
+    )
     num_params, num_trainable = count_parameters(model)
     base = model.config
-    flops = speed.flops_per_token(num_params=num_params, num_trainable=num_trainable,
-                                  num_layers=base.num_hidden_layers, hidden_size=base.hidden_size,
-                                  seq_len=cfg.data.seq_len)
-    peak = speed.peak_flops(torch.cuda.get_device_name(dist.device)) if dist.device != "cpu" else None
-    return Run(cfg=cfg, dist=dist, data=data, model=model, engine=_engine(model, cfg, dist),
-               optimizer=optimizer, scheduler=scheduler, tracker=tracker,
-               flops_per_token=flops, peak_flops=peak)
+    flops = speed.flops_per_token(
+        num_params=num_params,
+        num_trainable=num_trainable,
+        num_layers=base.num_hidden_layers,
+        hidden_size=base.hidden_size,
+        seq_len=cfg.data.seq_len,
+    )
+    peak = (
+        speed.peak_flops(torch.cuda.get_device_name(dist.device)) if dist.device != "cpu" else None
+    )
+    return Run(
+        cfg=cfg,
+        dist=dist,
+        data=data,
+        model=model,
+        engine=_engine(model, cfg, dist),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        tracker=tracker,
+        flops_per_token=flops,
+        peak_flops=peak,
+    )
 
 
 def _engine(model, cfg: LLMConfig, dist: distributed.Dist):
@@ -115,8 +145,10 @@ def _engine(model, cfg: LLMConfig, dist: distributed.Dist):
 
         # Frozen parameters (LoRA bases) have requires_grad=False and stay out of the reducer.
         engine = DistributedDataParallel(
-            model, device_ids=[dist.local_rank] if dist.device != "cpu" else None,
-            gradient_as_bucket_view=True)
+            model,
+            device_ids=[dist.local_rank] if dist.device != "cpu" else None,
+            gradient_as_bucket_view=True,
+        )
     return torch.compile(engine) if cfg.model.compile else engine
 
 
@@ -137,12 +169,23 @@ def _resume_or_start(run: Run) -> None:
 
 
 def _save(run: Run) -> str:
-    shared = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-              "scheduler": run.scheduler.state_dict(), "step": run.step,
-              "tokens_seen": run.tokens_seen, "samples_seen": run.step * run.cfg.train.global_batch_size,
-              "history": run.history}
-    path = checkpoint.save(run.cfg.checkpoint.dir, run.step, shared, {"rng": checkpoint.capture_rng()},
-                           dist=run.dist, keep_last=run.cfg.checkpoint.keep_last)
+    shared = {
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "step": run.step,
+        "tokens_seen": run.tokens_seen,
+        "samples_seen": run.step * run.cfg.train.global_batch_size,
+        "history": run.history,
+    }
+    path = checkpoint.save(
+        run.cfg.checkpoint.dir,
+        run.step,
+        shared,
+        {"rng": checkpoint.capture_rng()},
+        dist=run.dist,
+        keep_last=run.cfg.checkpoint.keep_last,
+    )
     if run.dist.is_main:
         print(f"checkpoint committed: {path}", flush=True)
     return path
@@ -181,14 +224,19 @@ def _stop_requested(stop: StopFlag, dist: distributed.Dist) -> bool:
 
 def _train_step(run: Run) -> dict:
     cfg, dist, packed = run.cfg, run.dist, run.data.train
-    rows = global_batch_rows(run.step, num_rows=len(packed.input_ids),
-                             global_batch=cfg.train.global_batch_size, seed=cfg.train.seed)
+    rows = global_batch_rows(
+        run.step,
+        num_rows=len(packed.input_ids),
+        global_batch=cfg.train.global_batch_size,
+        seed=cfg.train.seed,
+    )
     # Normalise by the global batch's target count so any split over ranks and micro-steps
     # yields the same gradient (DDP averages over ranks, hence the world-size factor).
     num_targets = int((packed.targets[rows] != IGNORE).sum())
     scale = dist.world_size / max(1, num_targets)
-    micro_batches = rank_micro_batches(rows, rank=dist.rank, world_size=dist.world_size,
-                                       micro_batch=cfg.train.micro_batch_size)
+    micro_batches = rank_micro_batches(
+        rows, rank=dist.rank, world_size=dist.world_size, micro_batch=cfg.train.micro_batch_size
+    )
     loss_sum = 0.0
     for i, micro in enumerate(micro_batches):
         loss_sum += _micro_step(run, micro, scale, sync=i == len(micro_batches) - 1)
@@ -196,14 +244,20 @@ def _train_step(run: Run) -> dict:
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
-    return {"loss": distributed.all_reduce_sum(loss_sum, dist), "targets": num_targets,
-            "tokens": int(packed.row_tokens[rows].sum()), "grad_norm": grad_norm}
+    return {
+        "loss": distributed.all_reduce_sum(loss_sum, dist),
+        "targets": num_targets,
+        "tokens": int(packed.row_tokens[rows].sum()),
+        "grad_norm": grad_norm,
+    }
 
 
 def _micro_step(run: Run, rows: list[int], scale: float, *, sync: bool) -> float:
     packed, device = run.data.train, run.dist.device
-    ids, pos, tgt = (t[rows].to(device, non_blocking=True) for t in
-                     (packed.input_ids, packed.position_ids, packed.targets))
+    ids, pos, tgt = (
+        t[rows].to(device, non_blocking=True)
+        for t in (packed.input_ids, packed.position_ids, packed.targets)
+    )
     no_sync = run.engine.no_sync if hasattr(run.engine, "no_sync") and not sync else None
     with no_sync() if no_sync else contextlib.nullcontext():
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.autocast):
@@ -220,33 +274,49 @@ def _clip(run: Run) -> float:
 
 def _log_train(run: Run, window: dict, *, grad_norm: float) -> None:
     tokens_per_s = window["tokens"] / max(window["time"], 1e-9)
-    metrics = {"train/loss": window["loss"] / max(1, window["targets"]),
-               "train/lr": run.scheduler.get_last_lr()[0], "train/grad_norm": grad_norm,
-               "train/tokens_per_s": tokens_per_s, "train/tokens_seen": run.tokens_seen}
-    utilisation = speed.mfu(tokens_per_s / run.dist.world_size, run.flops_per_token,
-                            run.peak_flops)
+    metrics = {
+        "train/loss": window["loss"] / max(1, window["targets"]),
+        "train/lr": run.scheduler.get_last_lr()[0],
+        "train/grad_norm": grad_norm,
+        "train/tokens_per_s": tokens_per_s,
+        "train/tokens_seen": run.tokens_seen,
+    }
+    utilisation = speed.mfu(tokens_per_s / run.dist.world_size, run.flops_per_token, run.peak_flops)
     if utilisation is not None:
         metrics["train/mfu"] = utilisation
     run.history["train/loss"] = metrics["train/loss"]
     run.tracker.log(metrics, step=run.step)
     if run.dist.is_main:
-        print(f"step {run.step}/{run.cfg.train.max_steps} loss {metrics['train/loss']:.4f} "
-              f"lr {metrics['train/lr']:.2e} tokens/s {tokens_per_s:,.0f}", flush=True)
+        print(
+            f"step {run.step}/{run.cfg.train.max_steps} loss {metrics['train/loss']:.4f} "
+            f"lr {metrics['train/lr']:.2e} tokens/s {tokens_per_s:,.0f}",
+            flush=True,
+        )
 
 
 def _log_eval(run: Run) -> dict:
     cfg, dist = run.cfg, run.dist
     rows = list(range(dist.rank, len(run.data.eval.input_ids), dist.world_size))
-    total, count = evaluate.eval_loss(run.model, run.data.eval, batch_size=cfg.train.micro_batch_size,
-                                      max_batches=cfg.train.eval_batches, device=dist.device,
-                                      autocast=run.autocast, rows=rows)
-    loss = distributed.all_reduce_sum(total, dist) / max(1.0, distributed.all_reduce_sum(count, dist))
+    total, count = evaluate.eval_loss(
+        run.model,
+        run.data.eval,
+        batch_size=cfg.train.micro_batch_size,
+        max_batches=cfg.train.eval_batches,
+        device=dist.device,
+        autocast=run.autocast,
+        rows=rows,
+    )
+    loss = distributed.all_reduce_sum(total, dist) / max(
+        1.0, distributed.all_reduce_sum(count, dist)
+    )
     metrics = {"eval/loss": loss, "eval/perplexity": evaluate.perplexity(loss)}
     run.history.update(metrics)
     run.tracker.log(metrics, step=run.step)
     if dist.is_main:
-        print(f"step {run.step} eval loss {loss:.4f} perplexity {metrics['eval/perplexity']:.2f}",
-              flush=True)
+        print(
+            f"step {run.step} eval loss {loss:.4f} perplexity {metrics['eval/perplexity']:.2f}",
+            flush=True,
+        )
     return metrics
 
 
@@ -255,8 +325,13 @@ def _log_exact_match(run: Run, *, key: str) -> None:
     if not cfg.train.exact_match_examples or not run.dist.is_main:
         return
     records = run.data.eval_records[: cfg.train.exact_match_examples]
-    score, _ = evaluate.exact_match(run.model, run.data.tokenizer, records,
-                                    max_new_tokens=cfg.train.max_new_tokens, device=run.dist.device)
+    score, _ = evaluate.exact_match(
+        run.model,
+        run.data.tokenizer,
+        records,
+        max_new_tokens=cfg.train.max_new_tokens,
+        device=run.dist.device,
+    )
     run.history.setdefault("eval/initial_exact_match", score)
     run.history[key] = score
     run.tracker.log({key: score}, step=run.step)
