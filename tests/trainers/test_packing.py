@@ -337,3 +337,10 @@ def test_project_model_builder_keeps_packed_examples_apart():
         for _, start, ex in placements[1:]:
             alone = model(input_ids=torch.tensor([ex.token_ids])).logits[0]
             assert torch.allclose(logits[0, start : start + len(ex.token_ids)], alone, atol=1e-5)
+
+
+def test_row_targets_count_each_rows_targets():
+    examples = [Example([1, 2, 3, 4], [False, False, True, True]), Example([5, 6], [False, True])]
+    packed = pack(examples, seq_len=8, pad_id=0)
+    assert packed.row_targets.tolist() == (packed.targets != IGNORE).sum(dim=1).tolist() == [3]
+    assert packed.stats.target_tokens == 3

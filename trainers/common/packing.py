@@ -40,6 +40,7 @@ class Packed:
     position_ids: torch.Tensor  # [rows, seq_len] int64
     targets: torch.Tensor  # [rows, seq_len] int64, IGNORE where nothing is predicted
     row_tokens: torch.Tensor  # [rows] int64, non-padding tokens per row
+    row_targets: torch.Tensor  # [rows] int64, positions with a target per row
     stats: PackStats
 
 
@@ -98,8 +99,9 @@ def pack(
         # Padding gets positions of its own run so it forms a separate block nobody attends to.
         position_ids[r, start:] = torch.arange(seq_len - start)
     stats.rows, stats.tokens = len(rows), sum(len(ex.token_ids) for ex in kept)
-    stats.target_tokens = int((targets != IGNORE).sum())
-    return Packed(input_ids, position_ids, targets, row_tokens, stats)
+    row_targets = (targets != IGNORE).sum(dim=1)
+    stats.target_tokens = int(row_targets.sum())
+    return Packed(input_ids, position_ids, targets, row_tokens, row_targets, stats)
 
 
 def _place(

@@ -23,7 +23,7 @@ def metadata(run) -> dict:
         "steps": run.step,
         "tokens_seen": run.tokens_seen,
         "world_size": run.dist.world_size,
-        "final": {k: v for k, v in run.history.items()},
+        "final": dict(run.history),
         "dataset": {
             "fingerprint": run.data.fingerprint,
             "skipped_records": run.data.skipped_records,

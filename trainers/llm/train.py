@@ -20,7 +20,6 @@ from trainers.common import checkpoint, distributed, speed
 from trainers.common.batches import global_batch_rows, rank_micro_batches
 from trainers.common.config import from_dict, to_dict
 from trainers.common.optim import build_optimizer, build_scheduler
-from trainers.common.packing import IGNORE
 from trainers.common.preemption import Preempted, StopFlag
 from trainers.common.tracking import start_tracker
 from trainers.llm import evaluate, outputs
@@ -232,7 +231,7 @@ def _train_step(run: Run) -> dict:
     )
     # Normalise by the global batch's target count so any split over ranks and micro-steps
     # yields the same gradient (DDP averages over ranks, hence the world-size factor).
-    num_targets = int((packed.targets[rows] != IGNORE).sum())
+    num_targets = int(packed.row_targets[rows].sum())
     scale = dist.world_size / max(1, num_targets)
     micro_batches = rank_micro_batches(
         rows, rank=dist.rank, world_size=dist.world_size, micro_batch=cfg.train.micro_batch_size
