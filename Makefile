@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned to the CPU wheel: any other spec pulls gigabytes of CUDA packages.
 TORCH := torch==2.13.0
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint clean golden
 
 install: $(VENV)/.installed
 
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m trainers.llm --preset debug --output-dir outputs/demo/model --checkpoint-dir outputs/demo/checkpoints
+	HF_HUB_OFFLINE=1 $(BIN)/liftoff run llm-finetune --preset debug --workdir .liftoff
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
@@ -32,3 +32,7 @@ lint: install
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache
+
+# Regenerate the golden compiled pipelines the tests compare against (after an intended change).
+golden: install
+	$(BIN)/python -m tests.pipelines.golden

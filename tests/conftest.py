@@ -9,4 +9,8 @@ os.environ.pop("WANDB_API_KEY", None)
 os.environ.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 
-pytest_plugins = ["tests.support.gcs_emulator", "tests.support.secret_manager_fake"]
+pytest_plugins = [
+    "tests.support.gcs_emulator",
+    "tests.support.secret_manager_fake",
+    "tests.support.vertex_fake",
+]

@@ -40,6 +40,7 @@ class Tracker(Protocol):
     def use_artifact(
         self, *, name: str, type: str, uri: str, metadata: dict | None = None
     ) -> None: ...
+    def log_table(self, key: str, *, columns: list[str], rows: list[list], step: int) -> None: ...
     def finish(self, *, exit_code: int = 0) -> None: ...
 
 
@@ -59,6 +60,9 @@ class NullTracker:
         pass
 
     def use_artifact(self, *, name, type, uri, metadata=None) -> None:
+        pass
+
+    def log_table(self, key, *, columns, rows, step) -> None:
         pass
 
     def finish(self, *, exit_code: int = 0) -> None:
@@ -81,6 +85,11 @@ class WandbTracker:
 
     def log_artifact(self, *, name, type, uri, metadata=None, aliases=None) -> None:
         self.run.log_artifact(_artifact(name, type, uri, metadata), aliases=aliases)
+
+    def log_table(self, key, *, columns, rows, step) -> None:
+        import wandb
+
+        self.run.log({key: wandb.Table(columns=columns, data=rows), STEP_METRIC: step})
 
     def use_artifact(self, *, name, type, uri, metadata=None) -> None:
         artifact = _artifact(name, type, uri, metadata)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass
 
 from trainers.common.packing import Packed, pack
 from trainers.common.records import fingerprint, read_records
+from trainers.llm import prepared
 from trainers.llm.chat import check_record, tokenize_record
 from trainers.llm.config import LLMConfig
 from trainers.llm.synthetic import arithmetic_records
@@ -71,6 +73,8 @@ def pack_records(tokenizer, records: list[dict], cfg: LLMConfig) -> Packed:
 
 
 def load_data(cfg: LLMConfig) -> LLMData:
+    if prepared.is_prepared(cfg.data.train):
+        return load_prepared(cfg)
     train, evals, skipped = load_records(cfg)
     if not evals:
         raise ValueError(
@@ -85,4 +89,26 @@ def load_data(cfg: LLMConfig) -> LLMData:
         eval_records=evals,
         fingerprint=fingerprint(train),
         skipped_records=skipped,
+    )
+
+
+def load_prepared(cfg: LLMConfig) -> LLMData:
+    """Packed shards written by `prepared.prepare` (the pipeline's prepare_data step)."""
+    if not prepared.is_prepared(cfg.data.eval):
+        raise ValueError(
+            f"data.eval={cfg.data.eval!r}: with a prepared data.train, data.eval must be the "
+            "prepared eval split too"
+        )
+    with tempfile.TemporaryDirectory(prefix="liftoff-data-") as local:
+        train = prepared.load(cfg.data.train, seq_len=cfg.data.seq_len, local_dir=f"{local}/t")
+        evals = prepared.load(cfg.data.eval, seq_len=cfg.data.seq_len, local_dir=f"{local}/e")
+        tokenizer = load_tokenizer(train.tokenizer_dir)
+    return LLMData(
+        tokenizer=tokenizer,
+        train=train.packed,
+        eval=evals.packed,
+        train_records=train.records,
+        eval_records=evals.records,
+        fingerprint=train.manifest["fingerprint"],
+        skipped_records=train.manifest["skipped_records"],
     )

@@ -70,3 +70,27 @@ def count_parameters(model) -> tuple[int, int]:
     """(all parameters, trainable parameters)."""
     params = list(model.parameters())
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def load_trained(uri: str, *, device: str = "cpu"):
+    """(model, tokenizer) from a directory the trainer wrote (local, gs:// or /gcs/): the full
+    weights, or for a LoRA run its `merged/` weights, else the base model with the adapter."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from trainers.llm.tokenizer import load_tokenizer
+
+    local = local_source(uri)
+    merged = os.path.join(local, "merged")
+    if os.path.isfile(os.path.join(merged, "config.json")):
+        local = merged
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if os.path.isfile(os.path.join(local, "config.json")):
+        model = AutoModelForCausalLM.from_pretrained(local, dtype=dtype)
+    elif os.path.isfile(os.path.join(local, "adapter_config.json")):
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(local, dtype=dtype).merge_and_unload()
+    else:
+        raise ValueError(f"{uri}: no model here (neither config.json nor adapter_config.json)")
+    return model.to(device).eval(), load_tokenizer(local)

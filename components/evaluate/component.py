@@ -1,0 +1,43 @@
+"""The evaluate KFP component (see task.py)."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components.images import TRAINER_IMAGE
+
+
+@dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
+def evaluate(
+    model: Input[Model],
+    eval_data: Input[Dataset],
+    metrics: Output[Metrics],
+    gate_metric: str = "exact_match",
+    max_examples: int = 128,
+    max_new_tokens: int = 32,
+    wandb_project: str = "liftoff",
+    wandb_secret: str = "",
+    wandb_dir: str = "",
+    run_group: str = "",
+) -> NamedTuple("Outputs", gate=float, model_uri=str):
+    """Perplexity and exact match on the eval split; returns the gate metric and the model's
+    URI (the register step imports the model by URI)."""
+    from collections import namedtuple
+
+    from components.evaluate.task import evaluate
+
+    result = evaluate(
+        model_uri=model.path,
+        eval_dir=eval_data.path,
+        gate_metric=gate_metric,
+        max_examples=max_examples,
+        max_new_tokens=max_new_tokens,
+        wandb_project=wandb_project,
+        wandb_secret=wandb_secret,
+        run_group=run_group,
+        wandb_dir=wandb_dir,
+    )
+    for name, value in result["metrics"].items():
+        metrics.log_metric(name, value)
+    return namedtuple("Outputs", ["gate", "model_uri"])(result["gate"], model.uri)

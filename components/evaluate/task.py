@@ -1,0 +1,76 @@
+"""evaluate: perplexity on the prepared eval split, exact match of greedy answers against the
+references, sample generations as a W&B table, and the gate metric the pipeline branches on.
+
+    result = evaluate(model_uri="out/model", eval_dir="out/eval", gate_metric="exact_match")
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+from components.common import use_run_group
+from trainers.common.tracking import start_tracker
+from trainers.llm import evaluate as llm_eval
+from trainers.llm import prepared
+from trainers.llm.model import load_trained
+
+# Higher is better for every gate metric, so the gate is always `value >= threshold`.
+GATE_METRICS = ("exact_match", "neg_eval_loss")
+SAMPLE_COLUMNS = ["prompt", "reference", "output", "correct"]
+
+
+def evaluate(
+    *,
+    model_uri: str,
+    eval_dir: str,
+    gate_metric: str = "exact_match",
+    max_examples: int = 128,
+    max_new_tokens: int = 32,
+    wandb_project: str = "liftoff",
+    wandb_secret: str = "",
+    run_group: str = "",
+    wandb_dir: str = "",
+) -> dict:
+    """{"metrics": {...}, "gate": float, "samples": [...]} for the model on the eval split."""
+    if gate_metric not in GATE_METRICS:
+        raise ValueError(f"gate_metric: {gate_metric!r} must be one of {GATE_METRICS}")
+    use_run_group(run_group, wandb_dir)
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, tokenizer = load_trained(model_uri, device=device)
+    with tempfile.TemporaryDirectory(prefix="liftoff-eval-") as local:
+        split = prepared.load(eval_dir, local_dir=local)
+    total, count = llm_eval.eval_loss(
+        model, split.packed, batch_size=8, max_batches=0, device=device, autocast=False
+    )
+    loss = total / max(1, count)
+    score, samples = llm_eval.exact_match(
+        model, tokenizer, split.records[:max_examples], max_new_tokens=max_new_tokens, device=device
+    )
+    metrics = {
+        "eval_loss": loss,
+        "perplexity": llm_eval.perplexity(loss),
+        "exact_match": score,
+        "eval_examples": float(min(max_examples, len(split.records))),
+    }
+    gate = score if gate_metric == "exact_match" else -loss
+    config = {"model_uri": model_uri, "eval_data": eval_dir, "gate_metric": gate_metric}
+    tracker = start_tracker(
+        enabled=bool(wandb_project),
+        project=wandb_project,
+        config=config,
+        job_type="evaluate",
+        directory=wandb_dir or None,
+        wandb_secret=wandb_secret or None,
+    )
+    _log(tracker, metrics, samples)
+    print(f"evaluate: {metrics}; gate {gate_metric} = {gate:.4f}", flush=True)
+    return {"metrics": metrics, "gate": gate, "samples": samples}
+
+
+def _log(tracker, metrics: dict, samples: list[dict]) -> None:
+    tracker.log({f"eval/{k}": v for k, v in metrics.items()}, step=0)
+    rows = [[s[c] for c in SAMPLE_COLUMNS] for s in samples]
+    tracker.log_table("eval/samples", columns=SAMPLE_COLUMNS, rows=rows, step=0)
+    tracker.finish()

@@ -1,0 +1,43 @@
+"""The prepare_data KFP component (see task.py for the work)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Output
+
+from components.images import TRAINER_IMAGE
+
+
+@dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
+def prepare_data(
+    train_data: Output[Dataset],
+    eval_data: Output[Dataset],
+    preset: str,
+    data: str = "",
+    eval_source: str = "",
+    overrides: list = [],  # noqa: B006 - KFP reads defaults from the signature
+    on_bad_record: str = "error",
+    wandb_project: str = "liftoff",
+    wandb_secret: str = "",
+    wandb_dir: str = "",
+    run_group: str = "",
+):
+    """Validate, deduplicate, split, tokenize and pack records into train/eval shards."""
+    from components.common import trainer_argv
+    from components.prepare_data.task import artifact_metadata, prepare_data
+
+    argv = trainer_argv(
+        preset=preset,
+        data=data,
+        eval_data=eval_source,
+        overrides=[*overrides, f"data.on_bad_record={on_bad_record}"],
+        wandb_project=wandb_project,
+        wandb_secret=wandb_secret,
+    )
+    stats = prepare_data(
+        train_dir=train_data.path,
+        eval_dir=eval_data.path,
+        argv=argv,
+        run_group=run_group,
+        wandb_dir=wandb_dir,
+    )
+    train_data.metadata.update(artifact_metadata(stats["train"]))
+    eval_data.metadata.update(artifact_metadata(stats["eval"]))

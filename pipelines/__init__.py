@@ -1,0 +1,1 @@
+"""Pipeline definitions, their two targets, hardware profiles, compile/submit and the CLI."""

@@ -1,0 +1,18 @@
+"""The pipelines liftoff ships, by name (`liftoff pipelines`)."""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES = {"llm-finetune": "pipelines.llm_finetune"}
+
+
+def get_pipeline(name: str):
+    """The pipeline module: NAME, SUMMARY and build(target)."""
+    if name not in MODULES:
+        raise ValueError(f"unknown pipeline {name!r}; choose from {', '.join(MODULES)}")
+    return importlib.import_module(MODULES[name])
+
+
+def summaries() -> list[tuple[str, str]]:
+    return [(name, get_pipeline(name).SUMMARY) for name in MODULES]
