@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import tempfile
 import time
@@ -69,7 +70,10 @@ def submit(args) -> int:
         }
     )
     training, serving = _profiles(args)
-    job_id = f"{args.pipeline}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    # The suffix keeps runs submitted within the same second (a sweep) from colliding.
+    job_id = (
+        f"{args.pipeline}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
+    )
     params = _params(args, _declared(args.pipeline))
     params = _vertex_defaults(params, settings=settings, job_id=job_id)
     labels = {**_pairs(args.label, "--label"), "liftoff-pipeline": args.pipeline}
@@ -88,12 +92,25 @@ def submit(args) -> int:
         if args.dry_run:
             print(json.dumps(vertex.dry_run_body(template, **common), indent=2, sort_keys=True))
             return 0
-        result = vertex.submit(template, experiment=args.experiment, wait=args.wait, **common)
+        result = _call_vertex(
+            vertex.submit, template, experiment=args.experiment, wait=args.wait, **common
+        )
     print(f"submitted {result.resource_name}")
     print(f"console: {result.console_url}")
     if result.state:
         print(f"state: {result.state}")
     return 0
+
+
+def _call_vertex(submit, *args, **kwargs):
+    """`submit(...)` with Google's API and auth errors (403, 409, no credentials) as one line."""
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import GoogleAuthError
+
+    try:
+        return submit(*args, **kwargs)
+    except (GoogleAPIError, GoogleAuthError) as err:
+        raise RuntimeError(f"Vertex AI: {' '.join(str(err).split())}") from None
 
 
 def serve(args) -> int:

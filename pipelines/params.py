@@ -26,7 +26,8 @@ def parse_params(items: list[str], declared: dict[str, str]) -> dict:
         if not sep or not name:
             raise ValueError(f"--param {item!r}: expected NAME=VALUE")
         if name not in declared:
-            raise ValueError(f"--param {name}: unknown parameter; known: {', '.join(declared)}")
+            known = ", ".join(sorted(declared))
+            raise ValueError(f"--param {name}: unknown parameter; known: {known}")
         values[name] = _coerce(name, raw, declared[name])
     return values
 
@@ -47,6 +48,12 @@ def _coerce(name: str, raw: str, kind: str):
                 raise ValueError
             return value
     except ValueError:
-        want = {"LIST": "a JSON list", "STRUCT": "a JSON object"}.get(kind, kind.lower())
+        want = {
+            "NUMBER_INTEGER": "an integer",
+            "NUMBER_DOUBLE": "a number",
+            "BOOLEAN": "true or false",
+            "LIST": "a JSON list",
+            "STRUCT": "a JSON object",
+        }[kind]
         raise ValueError(f"--param {name}={raw!r}: expected {want}") from None
     return raw
