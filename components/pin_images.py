@@ -1,0 +1,66 @@
+"""Pin the component images by digest: rewrite the two defaults in components/images.py.
+
+    python -m components.pin_images \\
+        --trainer us-central1-docker.pkg.dev/P/liftoff/trainer@sha256:<64 hex> \\
+        --serving us-central1-docker.pkg.dev/P/liftoff/serving@sha256:<64 hex>
+
+Cloud Build runs this after pushing the images and before compiling, so a compiled pipeline
+names exactly the bytes that were built and tested. Only the two assignment lines change; every
+other byte of the module is kept. A reference without `@sha256:<64 hex>` is refused (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+IMAGES_MODULE = Path(__file__).with_name("images.py")
+DIGEST_REFERENCE = re.compile(r"[a-z0-9][a-z0-9._\-/:]*@sha256:[0-9a-f]{64}")
+
+
+def pin(text: str, *, trainer: str, serving: str) -> str:
+    """`text` (the source of components/images.py) with both defaults set to the given digests."""
+    for variable, image in (("DEFAULT_TRAINER_IMAGE", trainer), ("DEFAULT_SERVING_IMAGE", serving)):
+        text = _assign(text, variable=variable, image=image)
+    return text
+
+
+def _assign(text: str, *, variable: str, image: str) -> str:
+    if not DIGEST_REFERENCE.fullmatch(image):
+        raise ValueError(f"{variable}: {image!r} is not pinned: expected IMAGE@sha256:<64 hex>")
+    line = re.compile(rf'^({variable} = )"[^"\n]*"(  # noqa: E501)?$', flags=re.MULTILINE)
+    # A digest reference is longer than a line, so the pinned line carries its noqa (a pinned
+    # module may be committed and linted). A function as replacement: the reference is inserted
+    # literally, never read as a template.
+    text, count = line.subn(lambda match: f'{match.group(1)}"{image}"  # noqa: E501', text)
+    if count != 1:
+        raise ValueError(f'{variable}: expected one line `{variable} = "..."`, found {count}')
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m components.pin_images",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--trainer", required=True, help="trainer image, IMAGE@sha256:...")
+    parser.add_argument("--serving", required=True, help="serving image, IMAGE@sha256:...")
+    parser.add_argument("--file", type=Path, default=IMAGES_MODULE, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        # Bytes in and out: no newline translation, so the rest of the file stays byte-identical.
+        source = args.file.read_bytes().decode("utf-8")
+        pinned = pin(source, trainer=args.trainer, serving=args.serving)
+    except (ValueError, OSError) as err:
+        print(f"pin_images: error: {err}", file=sys.stderr)
+        return 2
+    args.file.write_bytes(pinned.encode("utf-8"))
+    print(f"pinned {args.file}:\n  trainer {args.trainer}\n  serving {args.serving}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
