@@ -9,6 +9,7 @@ Each run gets `<workdir>/runs/<run id>/` (checkpoints, W&B files); artifacts go 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import time
@@ -34,7 +35,7 @@ class RunResult:
     wall_s: float = 0.0
 
     def to_json(self) -> dict:
-        return {k: v for k, v in self.__dict__.items()}
+        return dataclasses.asdict(self)
 
 
 def run_local(name: str, *, params: dict, workdir: str, nproc_per_node: int = 1) -> RunResult:

@@ -131,29 +131,14 @@ def request_body(job: PipelineJob, *, service_account: str = "") -> dict:
     return json_format.MessageToDict(message)
 
 
-def dry_run_body(
-    template_path: str,
-    *,
-    settings: SubmitSettings,
-    display_name: str,
-    parameter_values: Mapping[str, Any],
-    labels: Mapping[str, str],
-    enable_caching: bool | None = None,
-    job_id: str | None = None,
-) -> dict:
-    """What `submit` would send, computed offline: anonymous credentials, no API call."""
+def dry_run_body(template_path: str, *, settings: SubmitSettings, **job_args: Any) -> dict:
+    """What `submit` would send, computed offline: anonymous credentials, no API call.
+    `job_args`: the other keyword arguments of `build_job`."""
     from google.auth.credentials import AnonymousCredentials
 
-    job = build_job(
-        template_path,
-        settings=settings,
-        display_name=display_name,
-        parameter_values=parameter_values,
-        labels=labels,
-        enable_caching=enable_caching,
-        job_id=job_id,
-        credentials=AnonymousCredentials(),  # skips the ADC lookup, which may probe the network
-    )
+    # Anonymous credentials skip the ADC lookup, which may probe the network.
+    credentials = AnonymousCredentials()
+    job = build_job(template_path, settings=settings, credentials=credentials, **job_args)
     return request_body(job, service_account=settings.service_account)
 
 
@@ -161,28 +146,17 @@ def submit(
     template_path: str,
     *,
     settings: SubmitSettings,
-    display_name: str,
-    parameter_values: Mapping[str, Any],
-    labels: Mapping[str, str],
-    enable_caching: bool | None = None,
-    job_id: str | None = None,
     experiment: str | None = None,
     wait: bool = False,
+    **job_args: Any,
 ) -> SubmitResult:
-    """Create the pipeline run on Vertex; with `wait`, block until it ends.
+    """Create the pipeline run on Vertex; with `wait`, block until it ends. `job_args`: the other
+    keyword arguments of `build_job` (display_name, parameter_values, labels, ...).
 
     Raises RuntimeError (one line) when a waited-for run ends FAILED or CANCELLED.
     """
     init_vertex(settings)
-    job = build_job(
-        template_path,
-        settings=settings,
-        display_name=display_name,
-        parameter_values=parameter_values,
-        labels=labels,
-        enable_caching=enable_caching,
-        job_id=job_id,
-    )
+    job = build_job(template_path, settings=settings, **job_args)
     # Also checks the pipeline-root bucket and creates it if missing (the SDK's doing).
     job.submit(service_account=settings.service_account or None, experiment=experiment)
     console_url = CONSOLE_URL.format(

@@ -14,15 +14,11 @@ was trained on. Bad instances or parameters raise ValueError with a one-line mes
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass, fields
 
-from trainers.common import storage
 from trainers.llm.chat import ROLES, ensure_chat_template, render_prompt
 
 MAX_NEW_TOKENS_LIMIT = 2048
-MERGED_DIR = "merged"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,26 +108,6 @@ def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def local_model_dir(uri: str) -> str:
-    """A local directory holding the model at `uri` (remote directories are downloaded)."""
-    local = uri
-    if storage.is_remote(uri):
-        # Lives as long as the server process; a container's disk goes with it.
-        local = storage.download_dir(uri, tempfile.mkdtemp(prefix="liftoff-serving-"))
-    merged = os.path.join(local, MERGED_DIR)
-    if os.path.isfile(os.path.join(merged, "config.json")):
-        return merged
-    if not os.path.isfile(os.path.join(local, "config.json")):
-        raise FileNotFoundError(f"{uri} is not a model directory: it has no config.json")
-    return local
-
-
 class Predictor:
     """A causal LM and its tokenizer; `num_batches` counts generate calls (one per request)."""
 
@@ -146,17 +122,11 @@ class Predictor:
     @classmethod
     def load(cls, uri: str, *, device: str | None = None) -> Predictor:
         """The model at `uri`: a local, `gs://` or `/gcs/` directory; bf16 on CUDA."""
-        import torch
-        from transformers import AutoModelForCausalLM
+        from trainers.llm.model import load_trained, trained_model_dir
 
-        from trainers.llm.tokenizer import load_tokenizer
-
-        device = device or default_device()
-        model_dir = local_model_dir(uri)
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
-        model.eval()
-        return cls(model, load_tokenizer(model_dir), device=device, model_dir=model_dir)
+        model_dir = trained_model_dir(uri)
+        model, tokenizer = load_trained(model_dir, device=device)
+        return cls(model, tokenizer, device=str(model.device), model_dir=model_dir)
 
     def predict(self, instances: object, parameters: object = None) -> list[str]:
         """One completion per instance, all generated as one batch."""

@@ -35,10 +35,8 @@ def evaluate(
     if gate_metric not in GATE_METRICS:
         raise ValueError(f"gate_metric: {gate_metric!r} must be one of {GATE_METRICS}")
     use_run_group(run_group, wandb_dir)
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, tokenizer = load_trained(model_uri, device=device)
+    model, tokenizer = load_trained(model_uri)
+    device = str(model.device)
     with tempfile.TemporaryDirectory(prefix="liftoff-eval-") as local:
         split = prepared.load(eval_dir, local_dir=local)
     total, count = llm_eval.eval_loss(

@@ -57,8 +57,7 @@ def default_ckpt(output_dir: str) -> str:
 
 def final_metrics(metadata: dict) -> dict[str, float]:
     """The trainer's last logged values, named for a KFP Metrics artifact."""
-    names = {k: k.replace("/", "_") for k in metadata["final"]}
-    metrics = {names[k]: float(v) for k, v in metadata["final"].items()}
+    metrics = {k.replace("/", "_"): float(v) for k, v in metadata["final"].items()}
     metrics["steps"] = float(metadata["steps"])
     metrics["tokens_seen"] = float(metadata["tokens_seen"])
     return metrics

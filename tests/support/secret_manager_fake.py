@@ -13,14 +13,12 @@ The fixture points `LIFTOFF_SECRET_MANAGER_ENDPOINT` at the server, so the real 
 from __future__ import annotations
 
 import base64
-import json
 import re
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.support.loopback import JSONHandler, LoopbackServer
 from trainers.common.secrets import ENDPOINT_ENV
 
 _ACCESS = re.compile(r"/v1/(projects/[^/]+/secrets/[^/]+/versions/[^/:]+):access")
@@ -40,25 +38,17 @@ class SecretManagerFake:
     def __init__(self) -> None:
         self.secrets: dict[str, bytes] = {}
         self.requests: list[Request] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        # A short poll keeps shutdown() (once per test) from costing serve_forever's 0.5 s.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
+        self._http = LoopbackServer(_handler_for(self))
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._http.url
 
     def add(self, resource: str, value: str | bytes) -> None:
         self.secrets[resource] = value.encode("utf-8") if isinstance(value, str) else value
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._http.close()
 
     def respond(self, method: str, path: str) -> tuple[int, dict]:
         """The status and JSON body for one request."""
@@ -85,22 +75,14 @@ def _error(code: int, status: str, message: str) -> dict:
     return {"error": {"code": code, "message": message, "status": status}}
 
 
-def _handler_for(fake: SecretManagerFake) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler_for(fake: SecretManagerFake) -> type[JSONHandler]:
+    class Handler(JSONHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             headers = {name.lower(): value for name, value in self.headers.items()}
             path, _, query = self.path.partition("?")
             fake.requests.append(Request(self.command, path, query, headers))
             status, body = fake.respond(self.command, path)
-            raw = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def log_message(self, format: str, *args) -> None:  # keep test output clean
-            pass
+            self.send_json(status, body)
 
     return Handler
 

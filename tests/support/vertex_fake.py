@@ -28,10 +28,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+
+from tests.support.loopback import JSONHandler, LoopbackServer
 
 ENDPOINT_ENV = "LIFTOFF_API_ENDPOINT"
 PROJECT_NUMBER = "123456789012"  # what the Resource Manager lookup answers under the fixture
@@ -77,22 +78,14 @@ class VertexFake:
         self.contexts: dict[str, dict] = {}  # by resource name
         self._polls: dict[str, int] = {}  # GETs so far, by job name
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        # A short poll keeps shutdown() (once per test) from costing serve_forever's 0.5 s.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
+        self._http = LoopbackServer(_handler_for(self))
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._http.url
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._http.close()
 
     def handle(self, request: Request) -> tuple[int, dict]:
         """Record `request`; return the status and JSON body to answer it with."""
@@ -168,8 +161,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _handler_for(fake: VertexFake) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler_for(fake: VertexFake) -> type[JSONHandler]:
+    class Handler(JSONHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             self._answer()
 
@@ -187,15 +180,7 @@ def _handler_for(fake: VertexFake) -> type[BaseHTTPRequestHandler]:
                 headers={name.lower(): value for name, value in self.headers.items()},
             )
             status, body = fake.handle(request)
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args) -> None:  # keep test output clean
-            pass
+            self.send_json(status, body)
 
     return Handler
 

@@ -41,11 +41,16 @@ def read_records(uri: str, *, validate: Validator, on_bad: str = "error") -> tup
     return records, skipped
 
 
+def record_key(record: dict) -> str:
+    """A record's content as canonical JSON: equal records, equal keys, whatever the format."""
+    return json.dumps(record, sort_keys=True, ensure_ascii=False)
+
+
 def fingerprint(records: list[dict]) -> str:
     """A content hash of the records in order, stable across file formats."""
     digest = hashlib.sha256()
     for record in records:
-        digest.update(json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        digest.update(record_key(record).encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()[:16]
 

@@ -10,6 +10,8 @@ import tempfile
 from trainers.common import storage
 from trainers.llm.config import LoraConfig, ModelConfig
 
+ADAPTER_CONFIG = "adapter_config.json"
+
 
 def local_source(source: str) -> str:
     """An HF id or local directory as is; a gs:// (or /gcs/) directory copied to local disk."""
@@ -72,25 +74,36 @@ def count_parameters(model) -> tuple[int, int]:
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
 
 
-def load_trained(uri: str, *, device: str = "cpu"):
-    """(model, tokenizer) from a directory the trainer wrote (local, gs:// or /gcs/): the full
-    weights, or for a LoRA run its `merged/` weights, else the base model with the adapter."""
+def trained_model_dir(uri: str) -> str:
+    """The local directory to load a trained model from (local, gs:// or /gcs/): a LoRA run's
+    `merged/` full weights when present, else the directory itself."""
+    local = local_source(uri)
+    merged = os.path.join(local, "merged")
+    if os.path.isfile(os.path.join(merged, "config.json")):
+        return merged
+    if not any(os.path.isfile(os.path.join(local, f)) for f in ("config.json", ADAPTER_CONFIG)):
+        raise FileNotFoundError(
+            f"{uri} is not a model directory: it has no config.json or {ADAPTER_CONFIG}"
+        )
+    return local
+
+
+def load_trained(uri: str, *, device: str | None = None):
+    """(model, tokenizer) in eval mode from a directory the trainer wrote (`trained_model_dir`):
+    the full weights, else the base model with the LoRA adapter merged in. On CUDA when there
+    is one (bf16), else CPU (fp32); `model.device` says which."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from trainers.llm.tokenizer import load_tokenizer
 
-    local = local_source(uri)
-    merged = os.path.join(local, "merged")
-    if os.path.isfile(os.path.join(merged, "config.json")):
-        local = merged
+    local = trained_model_dir(uri)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     if os.path.isfile(os.path.join(local, "config.json")):
         model = AutoModelForCausalLM.from_pretrained(local, dtype=dtype)
-    elif os.path.isfile(os.path.join(local, "adapter_config.json")):
+    else:
         from peft import AutoPeftModelForCausalLM
 
         model = AutoPeftModelForCausalLM.from_pretrained(local, dtype=dtype).merge_and_unload()
-    else:
-        raise ValueError(f"{uri}: no model here (neither config.json nor adapter_config.json)")
     return model.to(device).eval(), load_tokenizer(local)

@@ -20,7 +20,7 @@ import torch
 
 from trainers.common import storage
 from trainers.common.packing import Packed, PackStats
-from trainers.common.records import fingerprint
+from trainers.common.records import fingerprint, record_key
 from trainers.llm.config import LLMConfig
 
 FORMAT = "liftoff-packed-v1"
@@ -39,7 +39,7 @@ def dedupe(records: list[dict]) -> tuple[list[dict], int]:
     """Records with exact duplicates removed (first occurrence kept), and how many went."""
     seen, kept = set(), []
     for record in records:
-        key = json.dumps(record, sort_keys=True, ensure_ascii=False)
+        key = record_key(record)
         if key not in seen:
             seen.add(key)
             kept.append(record)
@@ -55,10 +55,8 @@ def prepare(cfg: LLMConfig, *, train_dir: str, eval_dir: str) -> dict:
     train, train_dupes = dedupe(train)
     evals, eval_dupes = dedupe(evals)
     # A record in both splits (possible with a separate --eval-data) would inflate eval scores.
-    train_keys = {json.dumps(r, sort_keys=True, ensure_ascii=False) for r in train}
-    evals = [
-        r for r in evals if json.dumps(r, sort_keys=True, ensure_ascii=False) not in train_keys
-    ]
+    train_keys = {record_key(r) for r in train}
+    evals = [r for r in evals if record_key(r) not in train_keys]
     if not evals:
         raise ValueError("data: the eval split is empty; raise data.eval_fraction or set eval data")
     tokenizer = make_tokenizer(cfg, train)
