@@ -142,6 +142,18 @@ def all_reduce_sum(value: float, d: Dist) -> float:
     return float(t.item())
 
 
+def all_reduce_sums(values: list[float], d: Dist) -> list[float]:
+    """Several sums in one collective (one round trip instead of one per value)."""
+    if d.world_size == 1:
+        return list(values)
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=d.device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
 def shutdown(d: Dist) -> None:
     if d.world_size > 1:
         import torch.distributed as dist

@@ -24,26 +24,40 @@ class DataError(ValueError):
 
 def read_records(uri: str, *, validate: Validator, on_bad: str = "error") -> tuple[list[dict], int]:
     """All valid records of `uri` in order, and how many bad ones were skipped."""
-    records, skipped = [], 0
+    located, skipped = read_located_records(uri, validate=validate, on_bad=on_bad)
+    return [record for _, record in located], skipped
+
+
+def read_located_records(
+    uri: str, *, validate: Validator, on_bad: str = "error"
+) -> tuple[list[tuple[str, dict]], int]:
+    """Like `read_records`, each record with where it is ("file:line" or "file: row N"), for
+    errors found later (an unreadable image) to name it."""
+    located, skipped = [], 0
     for path in _data_files(uri):
-        count = 0
         for where, record, problem in _iter_file(path):
             problem = problem or validate(record)
             if problem is None:
-                records.append(record)
-                count += 1
+                located.append((where, record))
             elif on_bad == "skip":
                 skipped += 1
             else:
                 raise DataError(f"{where}: {problem}")
-    if not records:
+    if not located:
         raise DataError(f"{uri}: no usable records" + (f" ({skipped} skipped)" if skipped else ""))
-    return records, skipped
+    return located, skipped
 
 
 def record_key(record: dict) -> str:
-    """A record's content as canonical JSON: equal records, equal keys, whatever the format."""
-    return json.dumps(record, sort_keys=True, ensure_ascii=False)
+    """A record's content as canonical JSON: equal records, equal keys, whatever the format.
+    Raw bytes (a Parquet image column) stand in as their SHA-256."""
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, default=_bytes_digest)
+
+
+def _bytes_digest(value: object) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "sha256:" + hashlib.sha256(value).hexdigest()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def fingerprint(records: list[dict]) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import os
 import posixpath
+import sys
 from typing import Any, Protocol
 
 STEP_METRIC = "global_step"
@@ -87,8 +88,10 @@ class WandbTracker:
         self.run.log_artifact(_artifact(name, type, uri, metadata), aliases=aliases)
 
     def log_table(self, key, *, columns, rows, step) -> None:
+        """`rows` of plain values; a PIL image cell is logged as a picture (wandb.Image)."""
         import wandb
 
+        rows = [[_media(cell) for cell in row] for row in rows]
         self.run.log({key: wandb.Table(columns=columns, data=rows), STEP_METRIC: step})
 
     def use_artifact(self, *, name, type, uri, metadata=None) -> None:
@@ -157,6 +160,16 @@ def _mode() -> str | None:
     if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE") == "disabled":
         return None
     return "offline"
+
+
+def _media(cell: Any) -> Any:
+    # A PIL image exists only once PIL is imported: look for it rather than import it.
+    pil = sys.modules.get("PIL.Image")
+    if pil is not None and isinstance(cell, pil.Image):
+        import wandb
+
+        return wandb.Image(cell)
+    return cell
 
 
 def _artifact(name: str, type: str, uri: str, metadata: dict | None) -> Any:

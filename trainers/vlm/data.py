@@ -1,0 +1,256 @@
+"""Everything the VLM trainer reads: records, the tokenizer, token examples, and DataLoaders that
+decode and resize images in worker processes.
+
+    data = load_data(cfg, num_image_tokens=16)
+    loader = train_loader(data, spec, sampler=..., micro_batch=8, ...)
+
+A bad record (schema) or bad image (missing, unreadable) stops the run with an error naming the
+record's file and line, or with `data.on_bad_record=skip` is dropped and counted. Schema errors
+are found when records are read; image errors only when a worker decodes the image, so those
+are counted as they happen.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import posixpath
+from dataclasses import dataclass
+
+import torch
+
+from trainers.common import storage
+from trainers.common.packing import IGNORE
+from trainers.common.records import DataError, fingerprint, read_located_records, record_key
+from trainers.llm.tokenizer import load_tokenizer, train_tokenizer
+from trainers.vlm import examples as ex
+from trainers.vlm.config import IMAGE_TOKEN, VLMConfig
+from trainers.vlm.images import ImageError, ImageSpec, load_pixels
+from trainers.vlm.synthetic import shapes_records
+
+SYNTHETIC = "synthetic"
+
+
+@dataclass
+class VLMData:
+    tokenizer: object
+    train: list[ex.VLMExample]
+    eval: list[ex.VLMExample]
+    train_records: list[dict]
+    eval_records: list[dict]  # for generation-based metrics
+    fingerprint: str
+    skipped_records: int
+    dropped_examples: int  # nothing left to learn after truncation
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # [B, L], right-padded
+    attention_mask: torch.Tensor  # [B, L]
+    targets: torch.Tensor  # [B, L], IGNORE on prompt, image and padding positions
+    pixel_values: torch.Tensor  # [B, 3, S, S]
+    errors: list[str]  # "where: problem" of examples whose image could not be read
+
+    @property
+    def num_images(self) -> int:
+        return len(self.pixel_values)
+
+    def pin_memory(self) -> Batch:  # DataLoader's pin_memory calls this on custom batches
+        for name in ("input_ids", "attention_mask", "targets", "pixel_values"):
+            setattr(self, name, getattr(self, name).pin_memory())
+        return self
+
+
+def is_eval(record: dict, fraction: float) -> bool:
+    """Split by content hash, so a record lands on the same side on every run and machine."""
+    digest = hashlib.sha256(record_key(record).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def records_uri(uri: str) -> str:
+    """A prepared split directory (prepare_data's output) reads as its records.jsonl."""
+    manifest = storage.join(uri, "manifest.json")
+    if not uri.endswith(".jsonl") and storage.exists(manifest):
+        return storage.join(uri, "records.jsonl")
+    return uri
+
+
+def read(uri: str, *, on_bad: str) -> tuple[list[tuple[str, dict]], int]:
+    """(located records with image paths made absolute, skipped) from JSONL/Parquet."""
+    uri = records_uri(uri)
+    located, skipped = read_located_records(uri, validate=ex.check_record, on_bad=on_bad)
+    return [(where, _anchor_image(r, where)) for where, r in located], skipped
+
+
+def _anchor_image(record: dict, where: str) -> dict:
+    # A relative image path is relative to the records file it came from.
+    image = record["image"]
+    path = image.get("path") if isinstance(image, dict) and not image.get("bytes") else image
+    if not isinstance(path, str) or storage.is_remote(path) or posixpath.isabs(path):
+        return record
+    source = where.rsplit(":", 1)[0]
+    base = source.rsplit("/", 1)[0] if "/" in source else "."
+    return {**record, "image": storage.join(base, path)}
+
+
+def load_records(cfg: VLMConfig) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]], int]:
+    data = cfg.data
+    if data.train:
+        located, skipped = read(data.train, on_bad=data.on_bad_record)
+    else:
+        records = shapes_records(
+            data.synthetic_examples, seed=cfg.train.seed, image_size=cfg.vision.image_size
+        )
+        located, skipped = [(f"{SYNTHETIC}:{i + 1}", r) for i, r in enumerate(records)], 0
+    if data.eval:
+        evals, more = read(data.eval, on_bad=data.on_bad_record)
+        return located, evals, skipped + more
+    train = [(w, r) for w, r in located if not is_eval(r, data.eval_fraction)]
+    evals = [(w, r) for w, r in located if is_eval(r, data.eval_fraction)]
+    return train, evals, skipped
+
+
+def make_tokenizer(cfg: VLMConfig, records: list[dict]):
+    """The language model's tokenizer (or one trained on the texts) plus the image token."""
+    if cfg.language.tokenizer == "trained":
+        texts = [cfg.data.caption_prompt]
+        for r in records:
+            texts += [ex.prompt_text(r, caption_prompt=cfg.data.caption_prompt), ex.answer_text(r)]
+        tokenizer = train_tokenizer(texts, vocab_size=cfg.language.vocab_size)
+    else:
+        from trainers.llm.model import local_source
+
+        tokenizer = load_tokenizer(local_source(cfg.language.tokenizer or cfg.language.source))
+    tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
+    return tokenizer
+
+
+def tokenize_all(tokenizer, located, cfg: VLMConfig, *, num_image_tokens: int):
+    """(examples, how many were dropped with nothing left to learn after truncation)."""
+    examples = tokenize_all_with(
+        tokenizer,
+        located,
+        num_image_tokens=num_image_tokens,
+        caption_prompt=cfg.data.caption_prompt,
+        max_text_tokens=cfg.data.max_text_tokens,
+        mask_prompt=cfg.data.mask_prompt,
+    )
+    return examples, len(located) - len(examples)
+
+
+def tokenize_all_with(
+    tokenizer,
+    located,
+    *,
+    num_image_tokens: int,
+    caption_prompt: str,
+    max_text_tokens: int = 4096,
+    mask_prompt: bool = True,
+) -> list[ex.VLMExample]:
+    examples = [
+        ex.tokenize(
+            tokenizer,
+            record,
+            where=where,
+            num_image_tokens=num_image_tokens,
+            caption_prompt=caption_prompt,
+            max_text_tokens=max_text_tokens,
+            mask_prompt=mask_prompt,
+        )
+        for where, record in located
+    ]
+    return [e for e in examples if e is not None]
+
+
+def load_data(cfg: VLMConfig, *, tokenizer, num_image_tokens: int, records=None) -> VLMData:
+    train, evals, skipped = records or load_records(cfg)
+    if not evals:
+        raise ValueError(
+            "data.eval_fraction gives an empty eval split; raise it or set --eval-data"
+        )
+    train_examples, dropped = tokenize_all(tokenizer, train, cfg, num_image_tokens=num_image_tokens)
+    eval_examples, more = tokenize_all(tokenizer, evals, cfg, num_image_tokens=num_image_tokens)
+    if not train_examples:
+        raise DataError(f"{cfg.data.train or SYNTHETIC}: no example has a target to learn")
+    train_records = [r for _, r in train]
+    return VLMData(
+        tokenizer=tokenizer,
+        train=train_examples,
+        eval=eval_examples,
+        train_records=train_records,
+        eval_records=[r for _, r in evals],
+        fingerprint=fingerprint(train_records),
+        skipped_records=skipped,
+        dropped_examples=dropped + more,
+    )
+
+
+class ImageTextDataset(torch.utils.data.Dataset):
+    """Token examples whose images are read, decoded and resized when an item is fetched, so in
+    the DataLoader's worker processes."""
+
+    def __init__(self, examples: list[ex.VLMExample], spec: ImageSpec) -> None:
+        self.examples, self.spec = examples, spec
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict:
+        example = self.examples[index]
+        try:
+            pixels, error = load_pixels(example.image, base_dir=".", spec=self.spec), None
+        except ImageError as err:
+            pixels, error = None, f"{example.where}: {err}"
+        return {"example": example, "pixels": pixels, "error": error}
+
+
+def collate(items: list[dict], *, pad_id: int, spec: ImageSpec) -> Batch:
+    """Right-pad a micro-batch; examples with unreadable images are left out and reported."""
+    good = [i for i in items if i["error"] is None]
+    length = max((len(i["example"].input_ids) for i in good), default=1)
+    ids = torch.full((len(good), length), pad_id, dtype=torch.long)
+    targets = torch.full((len(good), length), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(good), length), dtype=torch.long)
+    for row, item in enumerate(good):
+        example = item["example"]
+        n = len(example.input_ids)
+        ids[row, :n] = torch.tensor(example.input_ids)
+        targets[row, :n] = torch.tensor(example.targets)
+        mask[row, :n] = 1
+    pixels = (
+        torch.stack([i["pixels"] for i in good])
+        if good
+        else torch.zeros((0, 3, spec.size, spec.size))
+    )
+    return Batch(ids, mask, targets, pixels, [i["error"] for i in items if i["error"]])
+
+
+def make_loader(
+    examples: list[ex.VLMExample],
+    spec: ImageSpec,
+    *,
+    pad_id: int,
+    batch_size: int,
+    sampler=None,
+    num_workers: int,
+    pin_memory: bool,
+) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        ImageTextDataset(examples, spec),
+        batch_size=batch_size,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        collate_fn=functools.partial(collate, pad_id=pad_id, spec=spec),
+        # Workers live for one epoch; each rank re-creates its loader when the epoch changes.
+        persistent_workers=False,
+        prefetch_factor=4 if num_workers else None,
+    )
+
+
+def check_batch_errors(batch: Batch, *, on_bad: str) -> int:
+    """Raise on an unreadable image in error mode; else the number skipped in this batch."""
+    if batch.errors and on_bad == "error":
+        raise DataError(batch.errors[0])
+    return len(batch.errors)

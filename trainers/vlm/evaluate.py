@@ -1,0 +1,219 @@
+"""Evaluation of a VLM: token loss (over VQA answers and captions apart), VQA exact match of
+greedy answers, and the question-prior baseline it must beat. Used by the trainer and the
+pipeline's evaluate step.
+
+    result = evaluate_model("out/model", "out/eval/records.jsonl", max_examples=128)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+
+import torch
+import torch.nn.functional as F
+
+from trainers.common.packing import IGNORE
+from trainers.vlm import examples as ex
+
+
+def token_loss_sum(model, batch, device: str) -> tuple[torch.Tensor, int]:
+    """(summed cross-entropy of the targeted positions, their count) for one `data.Batch`."""
+    logits = model(
+        input_ids=batch.input_ids.to(device, non_blocking=True),
+        attention_mask=batch.attention_mask.to(device, non_blocking=True),
+        pixel_values=batch.pixel_values.to(device, non_blocking=True),
+    ).logits
+    targets = batch.targets.to(device, non_blocking=True)
+    loss = F.cross_entropy(
+        logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="sum"
+    )
+    return loss, int((batch.targets != IGNORE).sum())
+
+
+@torch.no_grad()
+def eval_loss(model, loader, *, device: str, autocast: bool, max_batches: int = 0):
+    """(summed loss, target tokens) over the loader's batches (at most `max_batches`)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i, batch in enumerate(loader):
+        if max_batches and i >= max_batches:
+            break
+        if not len(batch.input_ids):
+            continue
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            loss, n = token_loss_sum(model, batch, device)
+        total, count = total + float(loss), count + n
+    model.train(was_training)
+    return total, count
+
+
+@torch.no_grad()
+def generate_answers(
+    model,
+    tokenizer,
+    pixel_values: torch.Tensor,
+    questions: list[str],
+    *,
+    num_image_tokens: int,
+    max_new_tokens: int,
+    device: str,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+) -> list[str]:
+    """Greedy (or sampled) answers to one question per image, generated as one batch."""
+    was_training = model.training
+    model.eval()
+    prompts = [ex.prompt_ids(tokenizer, q, num_image_tokens=num_image_tokens) for q in questions]
+    length = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), length), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, prompt in enumerate(prompts):  # left-padded, so every answer starts at `length`
+        ids[row, length - len(prompt) :] = torch.tensor(prompt)
+        mask[row, length - len(prompt) :] = 1
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_p": top_p}
+        if temperature > 0
+        else {"do_sample": False}
+    )
+    out = model.generate(
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        pixel_values=pixel_values.to(device, dtype=model.dtype),
+        max_new_tokens=max_new_tokens,
+        use_cache=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **sampling,
+    )
+    model.train(was_training)
+    return [t.strip() for t in tokenizer.batch_decode(out[:, length:], skip_special_tokens=True)]
+
+
+def exact_match(
+    model,
+    tokenizer,
+    items: list[tuple[torch.Tensor, dict]],
+    *,
+    num_image_tokens: int,
+    max_new_tokens: int,
+    device: str,
+    batch_size: int = 64,
+) -> tuple[float, list[dict]]:
+    """Share of VQA (pixels, record) items answered exactly (trimmed), and the samples."""
+    samples = []
+    for i in range(0, len(items), batch_size):
+        chunk = items[i : i + batch_size]
+        answers = generate_answers(
+            model,
+            tokenizer,
+            torch.stack([pixels for pixels, _ in chunk]),
+            [r["question"] for _, r in chunk],
+            num_image_tokens=num_image_tokens,
+            max_new_tokens=max_new_tokens,
+            device=device,
+        )
+        samples += [
+            {
+                "question": r["question"],
+                "reference": r["answer"],
+                "output": out,
+                "correct": out == r["answer"].strip(),
+            }
+            for (_, r), out in zip(chunk, answers, strict=True)
+        ]
+    return sum(s["correct"] for s in samples) / max(1, len(samples)), samples
+
+
+def chance_exact_match(train_records: list[dict], eval_records: list[dict]) -> float:
+    """The eval score of answering each question with its most common training answer: what a
+    model that ignores the image can reach, so the bar a VLM must clear."""
+    by_question: dict[str, Counter] = defaultdict(Counter)
+    for r in train_records:
+        if ex.is_vqa(r):
+            by_question[r["question"].strip()][r["answer"].strip()] += 1
+    guesses = {q: c.most_common(1)[0][0] for q, c in by_question.items()}
+    vqa = [r for r in eval_records if ex.is_vqa(r)]
+    hits = sum(guesses.get(r["question"].strip()) == r["answer"].strip() for r in vqa)
+    return hits / len(vqa) if vqa else 0.0
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 50.0))
+
+
+def evaluate_model(
+    model_uri: str,
+    records_uri: str,
+    *,
+    max_examples: int = 128,
+    max_new_tokens: int = 16,
+    train_records_uri: str = "",
+    on_bad_record: str = "error",
+    caption_prompt: str = "Describe the image.",
+) -> dict:
+    """The pipeline's evaluation of a trained model on image-text records: VQA exact match on
+    up to `max_examples` questions, token loss on VQA answers and on captions (all of them),
+    the question-prior chance level when the training records are given, and the samples."""
+    from trainers.vlm.batches import vqa_items
+    from trainers.vlm.data import read
+    from trainers.vlm.images import read_image_bytes
+    from trainers.vlm.model import load_trained
+
+    loaded = load_trained(model_uri)
+    device = str(loaded.model.device)
+    located, _ = read(records_uri, on_bad=on_bad_record)
+    records = [r for _, r in located]
+    metrics = {}
+    for kind, wanted in (("vqa", True), ("caption", False)):
+        subset = [(w, r) for w, r in located if ex.is_vqa(r) == wanted]
+        loss, count = _loss(loaded, subset, caption_prompt=caption_prompt)
+        metrics[f"{kind}_loss"], metrics[f"{kind}_examples"] = loss, float(count)
+    metrics["eval_loss"] = _mean_loss(metrics)
+    items = vqa_items(records, loaded.image, limit=max_examples)
+    score, samples = exact_match(
+        loaded.model,
+        loaded.tokenizer,
+        items,
+        num_image_tokens=loaded.num_image_tokens,
+        max_new_tokens=max_new_tokens,
+        device=device,
+    )
+    metrics["vqa_exact_match"] = score
+    if train_records_uri:
+        train = [r for _, r in read(train_records_uri, on_bad="skip")[0]]
+        metrics["chance_exact_match"] = chance_exact_match(train, records)
+    for sample, (_, record) in zip(samples, items, strict=True):
+        sample["image"] = read_image_bytes(record["image"], base_dir=".")
+    return {"metrics": metrics, "samples": samples}
+
+
+def _loss(loaded, located: list[tuple[str, dict]], *, caption_prompt: str) -> tuple[float, int]:
+    """Mean token loss of the answers (or captions) of `located`, and the example count."""
+    from trainers.vlm.data import make_loader, tokenize_all_with
+
+    examples = tokenize_all_with(
+        loaded.tokenizer,
+        located,
+        num_image_tokens=loaded.num_image_tokens,
+        caption_prompt=caption_prompt,
+    )
+    loader = make_loader(
+        examples,
+        loaded.image,
+        pad_id=loaded.tokenizer.pad_token_id,
+        batch_size=16,
+        num_workers=0,
+        pin_memory=False,
+    )
+    device = str(loaded.model.device)
+    total, count = eval_loss(loaded.model, loader, device=device, autocast=False)
+    return (total / count if count else float("nan")), len(examples)
+
+
+def _mean_loss(metrics: dict) -> float:
+    """Token loss over both kinds, weighted by example count (nan-free when one is absent)."""
+    parts = [(metrics[f"{k}_loss"], metrics[f"{k}_examples"]) for k in ("vqa", "caption")]
+    parts = [(loss, n) for loss, n in parts if n]
+    return sum(loss * n for loss, n in parts) / sum(n for _, n in parts) if parts else float("nan")

@@ -1,0 +1,407 @@
+"""The VLM training loop: image-text micro-batches from DataLoader workers, gradient
+accumulation with `no_sync`, DDP over the trained parameters only, checkpoints, metrics.
+
+    from trainers.vlm.presets import debug
+    metadata = train(debug())
+
+Runs on one CPU process, or under torchrun (one process per GPU, or gloo on CPU). Resumes from
+the newest committed checkpoint in `checkpoint.dir`; a SIGTERM saves one and raises Preempted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from trainers.common import checkpoint, distributed, speed
+from trainers.common.config import from_dict, to_dict
+from trainers.common.optim import build_optimizer, build_scheduler
+from trainers.common.packing import IGNORE
+from trainers.common.preemption import Preempted, StopFlag
+from trainers.common.tracking import start_tracker
+from trainers.vlm import evaluate, outputs
+from trainers.vlm.batches import StepBatches, eval_loader
+from trainers.vlm.config import VLMConfig
+from trainers.vlm.data import VLMData, check_batch_errors, load_data, load_records, make_tokenizer
+from trainers.vlm.images import ImageSpec
+from trainers.vlm.model import add_lora, build_model, count_by_part, num_image_tokens
+
+StepCallback = Callable[[int], None]
+
+
+@dataclass
+class Run:
+    cfg: VLMConfig
+    dist: distributed.Dist
+    data: VLMData
+    spec: ImageSpec
+    model: torch.nn.Module  # unwrapped: what is saved and evaluated
+    engine: torch.nn.Module  # what runs the training forward (DDP and/or compiled)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    tracker: object
+    batches: StepBatches
+    num_image_tokens: int
+    parameters: dict[str, int]
+    peak_flops: float | None
+    step: int = 0
+    tokens_seen: int = 0
+    images_seen: int = 0
+    skipped_images: int = 0
+    history: dict = field(default_factory=dict)
+
+    @property
+    def autocast(self) -> bool:
+        return self.cfg.train.precision == "bf16" or (
+            self.cfg.train.precision == "auto" and self.dist.device.startswith("cuda")
+        )
+
+    @property
+    def llava(self):
+        """The Llava model under any LoRA wrapper."""
+        return self.model.base_model.model if hasattr(self.model, "peft_config") else self.model
+
+
+def train(cfg: VLMConfig, *, callbacks: Sequence[StepCallback] = ()) -> dict:
+    """Train, save the model and metadata, and return the metadata (on every rank)."""
+    dist = distributed.init()
+    stop = StopFlag().install()
+    tracker = start_tracker(
+        enabled=dist.is_main and cfg.wandb.enabled,
+        project=cfg.wandb.project,
+        config=to_dict(cfg),
+        job_type="train",
+        wandb_secret=cfg.wandb.secret or None,
+    )
+    try:
+        cfg = _agree_on_config(from_dict(VLMConfig, tracker.run_config()), dist)
+        run = _build_run(cfg, dist, tracker)
+        _resume_or_start(run)
+        _loop(run, stop, callbacks)
+        metadata = _finish(run)
+    except Preempted:
+        tracker.finish(exit_code=1)
+        raise
+    tracker.finish()
+    distributed.shutdown(dist)
+    return metadata
+
+
+def _agree_on_config(cfg: VLMConfig, dist: distributed.Dist) -> VLMConfig:
+    """Rank 0's config (with any W&B Launch overrides) is everyone's."""
+    if dist.world_size == 1:
+        return cfg
+    import torch.distributed as tdist
+
+    box = [to_dict(cfg)]
+    tdist.broadcast_object_list(box, src=0)
+    return from_dict(VLMConfig, box[0])
+
+
+def _build_run(cfg: VLMConfig, dist: distributed.Dist, tracker) -> Run:
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    records = load_records(cfg)
+    tokenizer = make_tokenizer(cfg, [r for _, r in records[0]])
+    torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank and on resume
+    model, spec = build_model(cfg, tokenizer=tokenizer)
+    image_tokens = num_image_tokens(model)
+    if cfg.lora.enabled:
+        model = add_lora(model, cfg)
+    model.to(dist.device).train()
+    data = load_data(cfg, tokenizer=tokenizer, num_image_tokens=image_tokens, records=records)
+    optimizer = build_optimizer(
+        model,
+        lr=cfg.optim.lr,
+        weight_decay=cfg.optim.weight_decay,
+        betas=(cfg.optim.beta1, cfg.optim.beta2),
+        eps=cfg.optim.eps,
+    )
+    scheduler = build_scheduler(
+        optimizer,
+        warmup_steps=cfg.optim.warmup_steps,
+        max_steps=cfg.train.max_steps,
+        min_ratio=cfg.optim.min_lr_ratio,
+    )
+    on_cuda = dist.device != "cpu"
+    return Run(
+        cfg=cfg,
+        dist=dist,
+        data=data,
+        spec=spec,
+        model=model,
+        engine=_engine(model, cfg, dist),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        tracker=tracker,
+        batches=StepBatches(data, spec, cfg=cfg, dist=dist),
+        num_image_tokens=image_tokens,
+        parameters=count_by_part(model),
+        peak_flops=speed.peak_flops(torch.cuda.get_device_name(dist.device)) if on_cuda else None,
+    )
+
+
+def _engine(model, cfg: VLMConfig, dist: distributed.Dist):
+    engine = model
+    if dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Frozen towers have requires_grad=False, so DDP neither buckets nor all-reduces them:
+        # no find_unused_parameters search is needed, and static_graph is valid.
+        engine = DistributedDataParallel(
+            model,
+            device_ids=[dist.local_rank] if dist.device != "cpu" else None,
+            gradient_as_bucket_view=cfg.ddp.gradient_as_bucket_view,
+            static_graph=use_static_graph(cfg, dist),
+        )
+    return torch.compile(engine) if cfg.language.compile else engine
+
+
+def use_static_graph(cfg: VLMConfig, dist: distributed.Dist) -> bool:
+    """static_graph only without gradient accumulation: in torch 2.13, static_graph with
+    no_sync() fails its first backward on an internal assert and, once past that, stops
+    all-reducing gradients (pytorch/pytorch#143580, fix pending in #187732)."""
+    micro_steps = cfg.train.global_batch_size // (cfg.train.micro_batch_size * dist.world_size)
+    return cfg.ddp.static_graph and micro_steps == 1
+
+
+def trainable_state(model) -> dict:
+    """The trained weights only: frozen ones are rebuilt identically from the source and seed,
+    so a checkpoint of a 400M-parameter frozen tower does not carry it every time."""
+    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model, state: dict) -> None:
+    expected = {n for n, p in model.named_parameters() if p.requires_grad}
+    if set(state) != expected:
+        raise ValueError(
+            "checkpoint does not match this run's trainable parameters (freeze or LoRA settings "
+            f"changed?): {len(set(state) ^ expected)} names differ"
+        )
+    model.load_state_dict(state, strict=False)
+
+
+def _resume_or_start(run: Run) -> None:
+    path = checkpoint.latest_committed(run.cfg.checkpoint.dir)
+    if path is None:
+        return
+    shared, mine = checkpoint.load(path, rank=run.dist.rank)
+    load_trainable_state(run.model, shared["model"])
+    run.optimizer.load_state_dict(shared["optimizer"])
+    run.scheduler.load_state_dict(shared["scheduler"])
+    run.step, run.tokens_seen = shared["step"], shared["tokens_seen"]
+    run.images_seen, run.skipped_images = shared["images_seen"], shared["skipped_images"]
+    run.history = shared.get("history", {})
+    if mine is not None:
+        checkpoint.restore_rng(mine["rng"])
+    print(f"resumed from {path} at step {run.step}", flush=True)
+
+
+def _save(run: Run) -> str:
+    shared = {
+        "model": trainable_state(run.model),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "step": run.step,
+        "tokens_seen": run.tokens_seen,
+        "images_seen": run.images_seen,
+        "skipped_images": run.skipped_images,
+        "samples_seen": run.step * run.cfg.train.global_batch_size,
+        "history": run.history,
+    }
+    path = checkpoint.save(
+        run.cfg.checkpoint.dir,
+        run.step,
+        shared,
+        {"rng": checkpoint.capture_rng()},
+        dist=run.dist,
+        keep_last=run.cfg.checkpoint.keep_last,
+    )
+    if run.dist.is_main:
+        print(f"checkpoint committed: {path}", flush=True)
+    return path
+
+
+def _loop(run: Run, stop: StopFlag, callbacks: Sequence[StepCallback]) -> None:
+    cfg = run.cfg
+    window = {"loss": 0.0, "targets": 0, "tokens": 0, "images": 0, "time": 0.0}
+    while run.step < cfg.train.max_steps:
+        started = time.perf_counter()
+        metrics = _train_step(run)
+        run.step += 1
+        window["time"] += time.perf_counter() - started
+        for key in ("loss", "targets", "tokens", "images"):
+            window[key] += metrics[key]
+        run.tokens_seen += metrics["tokens"]
+        run.images_seen += metrics["images"]
+        run.skipped_images += metrics["skipped"]
+        if run.step % cfg.train.log_every == 0 or run.step == cfg.train.max_steps:
+            _log_train(run, window, grad_norm=metrics["grad_norm"])
+            window = dict.fromkeys(window, 0)
+        if cfg.train.eval_every and run.step % cfg.train.eval_every == 0:
+            _log_eval(run)
+        if cfg.checkpoint.every_steps and run.step % cfg.checkpoint.every_steps == 0:
+            _save(run)
+        for callback in callbacks:
+            callback(run.step)
+        if _stop_requested(stop, run.dist):
+            _save(run)
+            raise Preempted(f"stopped by SIGTERM after step {run.step}; checkpoint committed")
+    run.batches.close()
+
+
+def _stop_requested(stop: StopFlag, dist: distributed.Dist) -> bool:
+    # Any rank's SIGTERM stops all of them at the same step.
+    return distributed.all_reduce_sum(float(stop.requested), dist) > 0
+
+
+def _train_step(run: Run) -> dict:
+    micro_batches = run.batches.for_step(run.step)
+    skipped = sum(check_batch_errors(b, on_bad=run.cfg.data.on_bad_record) for b in micro_batches)
+    local = [
+        sum(int((b.targets != IGNORE).sum()) for b in micro_batches),
+        sum(int(b.attention_mask.sum()) for b in micro_batches),
+        sum(b.num_images for b in micro_batches),
+        skipped,
+    ]
+    num_targets, tokens, images, skipped = distributed.all_reduce_sums(local, run.dist)
+    # Normalise by the global batch's target count so any split over ranks and micro-steps
+    # yields the same gradient (DDP averages over ranks, hence the world-size factor).
+    scale = run.dist.world_size / max(1.0, num_targets)
+    loss_sum = 0.0
+    for i, batch in enumerate(micro_batches):
+        loss_sum += _micro_step(run, batch, scale, sync=i == len(micro_batches) - 1)
+    grad_norm = _clip(run)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return {
+        "loss": distributed.all_reduce_sum(loss_sum, run.dist),
+        "targets": int(num_targets),
+        "tokens": int(tokens),
+        "images": int(images),
+        "skipped": int(skipped),
+        "grad_norm": grad_norm,
+    }
+
+
+def _micro_step(run: Run, batch, scale: float, *, sync: bool) -> float:
+    no_sync = run.engine.no_sync if hasattr(run.engine, "no_sync") and not sync else None
+    with no_sync() if no_sync else contextlib.nullcontext():
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.autocast):
+            loss, _ = evaluate.token_loss_sum(run.engine, batch, run.dist.device)
+        (loss * scale).backward()
+    return float(loss.detach())
+
+
+def _clip(run: Run) -> float:
+    params = [p for p in run.model.parameters() if p.requires_grad]
+    max_norm = run.cfg.optim.grad_clip or float("inf")
+    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+
+
+def _flops(run: Run, *, tokens: int, images: int) -> float:
+    """Model FLOPs of a step: the language model per token (6N trained, 4N frozen: the
+    backward still runs through it), the vision tower per image patch (2N when frozen:
+    nothing before it needs gradients, so it runs forward only)."""
+    vision = sum(p.numel() for p in run.llava.model.vision_tower.parameters())
+    trained_vision = run.parameters["vision"]
+    text = run.llava.config.text_config
+    per_token = speed.flops_per_token(
+        num_params=run.parameters["total"] - vision,
+        num_trainable=run.parameters["trainable"] - trained_vision,
+        num_layers=text.num_hidden_layers,
+        hidden_size=text.hidden_size,
+        seq_len=max(1, tokens // max(1, images)),
+    )
+    per_patch = (6 if trained_vision else 2) * vision
+    return per_token * tokens + per_patch * run.num_image_tokens * images
+
+
+def _log_train(run: Run, window: dict, *, grad_norm: float) -> None:
+    seconds = max(window["time"], 1e-9)
+    metrics = {
+        "train/loss": window["loss"] / max(1, window["targets"]),
+        "train/lr": run.scheduler.get_last_lr()[0],
+        "train/grad_norm": grad_norm,
+        "train/tokens_per_s": window["tokens"] / seconds,
+        "train/images_per_s": window["images"] / seconds,
+        "train/tokens_seen": run.tokens_seen,
+        "train/images_seen": run.images_seen,
+        "data/skipped_images": run.skipped_images,
+    }
+    if run.peak_flops is not None:
+        flops = _flops(run, tokens=window["tokens"], images=window["images"])
+        metrics["train/mfu"] = flops / seconds / (run.peak_flops * run.dist.world_size)
+    run.history["train/loss"] = metrics["train/loss"]
+    run.tracker.log(metrics, step=run.step)
+    if run.dist.is_main:
+        print(
+            f"step {run.step}/{run.cfg.train.max_steps} loss {metrics['train/loss']:.4f} "
+            f"lr {metrics['train/lr']:.2e} images/s {metrics['train/images_per_s']:,.1f} "
+            f"tokens/s {metrics['train/tokens_per_s']:,.0f}",
+            flush=True,
+        )
+
+
+def _log_eval(run: Run) -> dict:
+    cfg, dist = run.cfg, run.dist
+    loader = eval_loader(run.data.eval[dist.rank :: dist.world_size], run, num_workers=0)
+    total, count = evaluate.eval_loss(
+        run.model,
+        loader,
+        device=dist.device,
+        autocast=run.autocast,
+        max_batches=cfg.train.eval_batches,
+    )
+    total, count = distributed.all_reduce_sums([total, count], dist)
+    loss = total / max(1.0, count)
+    metrics = {"eval/loss": loss, "eval/perplexity": evaluate.perplexity(loss)}
+    run.history.update(metrics)
+    run.tracker.log(metrics, step=run.step)
+    if dist.is_main:
+        print(f"step {run.step} eval loss {loss:.4f}", flush=True)
+    return metrics
+
+
+def _log_exact_match(run: Run) -> None:
+    cfg = run.cfg
+    if not cfg.train.exact_match_examples or not run.dist.is_main:
+        return
+    from trainers.vlm.batches import vqa_items
+
+    items = vqa_items(run.data.eval_records, run.spec, limit=cfg.train.exact_match_examples)
+    score, _ = evaluate.exact_match(
+        run.model,
+        run.data.tokenizer,
+        items,
+        num_image_tokens=run.num_image_tokens,
+        max_new_tokens=cfg.train.max_new_tokens,
+        device=run.dist.device,
+    )
+    chance = evaluate.chance_exact_match(run.data.train_records, run.data.eval_records)
+    run.history.update({"eval/vqa_exact_match": score, "eval/chance_exact_match": chance})
+    run.tracker.log(
+        {"eval/vqa_exact_match": score, "eval/chance_exact_match": chance}, step=run.step
+    )
+    print(
+        f"step {run.step} VQA exact match {score:.3f} on {len(items)} held-out questions "
+        f"(question-prior chance {chance:.3f})",
+        flush=True,
+    )
+
+
+def _finish(run: Run) -> dict:
+    every = run.cfg.train.eval_every
+    if not every or run.step % every:  # the loop has not just evaluated this step
+        _log_eval(run)
+    _log_exact_match(run)
+    metadata = outputs.metadata(run)
+    if run.dist.is_main:
+        outputs.save_model(run, metadata)
+    distributed.barrier(run.dist)
+    return metadata
