@@ -1,12 +1,28 @@
-"""What the component tasks share: the trainer's config from pipeline parameters, and the W&B
-settings every step of one pipeline run agrees on (one group; the step name as job type).
+"""What the component tasks share: which trainer a step works for, the trainer's config from
+pipeline parameters, and the W&B settings every step of one pipeline run agrees on (one group;
+the step name as job type).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from trainers.common.tracking import Tracker, start_tracker
+
+# trainer -> the module, in each step's folder, that does that step's work for it.
+TASKS = {"llm": "task", "vlm": "vlm"}
+
+
+def check_trainer(trainer: str) -> str:
+    if trainer not in TASKS:
+        raise ValueError(f"trainer: {trainer!r} must be one of {', '.join(TASKS)}")
+    return trainer
+
+
+def trainer_task(step: str, *, trainer: str):
+    """The task module of component `step` (e.g. "evaluate") for `trainer`."""
+    return importlib.import_module(f"components.{step}.{TASKS[check_trainer(trainer)]}")
 
 
 def trainer_argv(
@@ -21,7 +37,8 @@ def trainer_argv(
     wandb_project: str = "",
     wandb_secret: str = "",
 ) -> list[str]:
-    """`python -m trainers.llm` arguments; zero/empty values keep the preset's own."""
+    """`python -m trainers.llm` (or `.vlm`: the same CLI) arguments; zero/empty values keep the
+    preset's own."""
     argv = ["--preset", preset]
     pairs = {
         "--data": data,
@@ -41,11 +58,10 @@ def trainer_argv(
     return argv
 
 
-def llm_config(argv: list[str]):
-    """The resolved, validated LLMConfig the trainer would run with these arguments."""
-    from trainers.llm.__main__ import parser, resolve_config
-
-    return resolve_config(parser().parse_args(argv))
+def trainer_config(argv: list[str], *, trainer: str):
+    """The resolved, validated config `python -m trainers.<trainer>` would run with `argv`."""
+    entry = importlib.import_module(f"trainers.{check_trainer(trainer)}.__main__")
+    return entry.resolve_config(entry.parser().parse_args(argv))
 
 
 def use_run_group(run_group: str, wandb_dir: str) -> None:

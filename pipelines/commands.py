@@ -219,6 +219,8 @@ def _print_summary(result) -> None:
         pairs = zip(
             result.deploy_check["instances"], result.deploy_check["predictions"], strict=True
         )
-        print("  deploy check: healthy; " + "; ".join(f"{i!r} -> {p!r}" for i, p in pairs))
+        from serving.vision import brief
+
+        print("  deploy check: healthy; " + "; ".join(f"{brief(i)} -> {p!r}" for i, p in pairs))
     for path in result.wandb_dirs:
         print(f"  W&B run: {path}")

@@ -38,7 +38,11 @@ class RunResult:
         return dataclasses.asdict(self)
 
 
-def run_local(name: str, *, params: dict, workdir: str, nproc_per_node: int = 1) -> RunResult:
+def run_local(
+    name: str, *, params: dict, workdir: str, nproc_per_node: int | None = None
+) -> RunResult:
+    """`nproc_per_node`: training processes (DDP over gloo when > 1); by default the
+    pipeline's LOCAL_NPROC_PER_NODE, else 1."""
     from kfp import local
 
     # kfp.local warns that the base image is not plain Python; the local target runs every
@@ -54,8 +58,11 @@ def run_local(name: str, *, params: dict, workdir: str, nproc_per_node: int = 1)
         pipeline_root=os.path.join(workdir, "pipeline-root"),
         raise_on_error=True,
     )
+    pipeline = get_pipeline(name)
+    if nproc_per_node is None:
+        nproc_per_node = getattr(pipeline, "LOCAL_NPROC_PER_NODE", 1)
     target = LocalTarget(run_dir=run_dir, registry_dir=registry_dir, nproc_per_node=nproc_per_node)
-    pipeline_func = get_pipeline(name).build(target)
+    pipeline_func = pipeline.build(target)
     labels = {**params.get("model_labels", {}), "liftoff_run": run_id}
     result = RunResult(pipeline=name, run_id=run_id, status="SUCCEEDED")
     started = time.monotonic()

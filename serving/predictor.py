@@ -119,6 +119,8 @@ class Predictor:
         self.num_batches = 0
         ensure_chat_template(tokenizer)
 
+    parse_instances = staticmethod(parse_instances)
+
     @classmethod
     def load(cls, uri: str, *, device: str | None = None) -> Predictor:
         """The model at `uri`: a local, `gs://` or `/gcs/` directory; bf16 on CUDA."""
@@ -147,3 +149,15 @@ class Predictor:
             temperature=params.temperature,
             top_p=params.top_p,
         )
+
+
+def load_predictor(uri: str, *, device: str | None = None):
+    """The predictor for the model at `uri`: a VLM (Llava directory) or a causal LM."""
+    from trainers.llm.model import local_source
+    from trainers.vlm.model import is_vlm_dir
+
+    if is_vlm_dir(local_source(uri)):
+        from serving.vision import VisionPredictor
+
+        return VisionPredictor.load(uri, device=device)
+    return Predictor.load(uri, device=device)

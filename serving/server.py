@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from serving.predictor import Predictor, parse_instances, parse_parameters
+from serving.predictor import Predictor, load_predictor, parse_parameters
 
 MAX_BODY_BYTES = 1_500_000  # Vertex AI's own limit on an online prediction request
 BODY_FIELDS = ("instances", "parameters")
@@ -61,14 +61,14 @@ class ModelSlot:
         self.predictor = predictor
         _log(f"model loaded from {model_uri} in {time.monotonic() - start:.1f} s")
 
-    def generate(self, conversations: list[list[dict]], params) -> list[str]:
+    def generate(self, items: list, params) -> list[str]:
         assert self.predictor is not None  # predict answers 503 until the load finished
         with self.lock:
-            return self.predictor.generate(conversations, params)
+            return self.predictor.generate(items, params)
 
 
 def create_app(
-    model_uri: str, *, predictor_factory: Callable[[str], Predictor] = Predictor.load
+    model_uri: str, *, predictor_factory: Callable[[str], Predictor] = load_predictor
 ) -> FastAPI:
     """The app; `predictor_factory(model_uri)` runs in a thread started at app startup."""
     slot = ModelSlot()
@@ -90,7 +90,6 @@ def create_app(
     async def predict(request: Request) -> JSONResponse:
         try:
             instances, parameters = parse_body(await read_body(request))
-            conversations = parse_instances(instances)
             params = parse_parameters(parameters)
         except RequestError as e:
             return _error(e.status, str(e))
@@ -99,7 +98,12 @@ def create_app(
         if slot.predictor is None:
             return _error(503, slot.error or "the model is still loading; retry when health is 200")
         try:
-            predictions = await run_in_threadpool(slot.generate, conversations, params)
+            # Which instances are valid depends on the model: text, or image and prompt.
+            items = await run_in_threadpool(slot.predictor.parse_instances, instances)
+        except ValueError as e:
+            return _error(400, str(e))
+        try:
+            predictions = await run_in_threadpool(slot.generate, items, params)
         except Exception as e:
             traceback.print_exc()
             return _error(500, f"generation failed: {type(e).__name__}: {e}")

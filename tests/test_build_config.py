@@ -19,7 +19,17 @@ from components.pin_images import main as pin_main
 from components.pin_images import pin
 
 ROOT = Path(__file__).resolve().parents[1]
-STEP_IDS = ["test", "build-trainer", "build-serving", "push", "pin", "compile", "upload", "submit"]
+STEP_IDS = [
+    "test",
+    "build-trainer",
+    "build-serving",
+    "push",
+    "pin",
+    "compile",
+    "compile-vlm-ddp",
+    "upload",
+    "submit",
+]
 DIGEST = "0123456789abcdef" * 4
 TRAINER = f"us-central1-docker.pkg.dev/p/liftoff/trainer@sha256:{DIGEST}"
 SERVING = f"us-central1-docker.pkg.dev/p/liftoff/serving@sha256:{DIGEST[::-1]}"
@@ -64,6 +74,10 @@ def test_pin_after_push_and_compile_before_submit(build):
     assert push < pin_step < compile_step < submit
     env = " ".join(steps[compile_step].get("env", []))
     assert "LIFTOFF_GIT_SHA=$COMMIT_SHA" in env
+    (compile_vlm,) = _index(steps, r"\bcompile vlm-ddp\b")
+    (upload,) = _index(steps, r"upload_pipeline")
+    assert pin_step < compile_vlm < upload
+    assert "vlm-ddp.yaml" in steps[upload]["args"][-1]
 
 
 def test_every_docker_build_names_a_dockerfile_in_the_repo(build):

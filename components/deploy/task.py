@@ -12,6 +12,7 @@ import time
 
 from serving.local import LocalServer
 from serving.registry import LocalRegistry
+from serving.vision import brief
 
 
 def deploy_local(
@@ -43,5 +44,5 @@ def deploy_local(
     }
     registry.record_deployment(version.ref, record)
     for instance, prediction in zip(instances, predictions, strict=True):
-        print(f"deploy: {instance!r} -> {prediction!r}", flush=True)
+        print(f"deploy: {brief(instance)} -> {prediction!r}", flush=True)
     return record

@@ -13,6 +13,7 @@ def evaluate(
     model: Input[Model],
     eval_data: Input[Dataset],
     metrics: Output[Metrics],
+    trainer: str = "llm",
     gate_metric: str = "exact_match",
     max_examples: int = 128,
     max_new_tokens: int = 32,
@@ -21,13 +22,14 @@ def evaluate(
     wandb_dir: str = "",
     run_group: str = "",
 ) -> NamedTuple("Outputs", gate=float, model_uri=str):
-    """Perplexity and exact match on the eval split; returns the gate metric and the model's
-    URI (the register step imports the model by URI)."""
+    """The trainer's eval metrics on the eval split (llm: perplexity and exact match; vlm: VQA
+    exact match and caption loss); returns the gate metric and the model's URI (the register
+    step imports the model by URI)."""
     from collections import namedtuple
 
-    from components.evaluate.task import evaluate
+    from components.common import trainer_task
 
-    result = evaluate(
+    result = trainer_task("evaluate", trainer=trainer).evaluate(
         model_uri=model.path,
         eval_dir=eval_data.path,
         gate_metric=gate_metric,

@@ -2,6 +2,8 @@
 references, sample generations as a W&B table, and the gate metric the pipeline branches on.
 
     result = evaluate(model_uri="out/model", eval_dir="out/eval", gate_metric="exact_match")
+
+The VLM trainer's twin is vlm.py; both log to W&B through `log_results`.
 """
 
 from __future__ import annotations
@@ -53,7 +55,30 @@ def evaluate(
         "eval_examples": float(min(max_examples, len(split.records))),
     }
     gate = score if gate_metric == "exact_match" else -loss
-    config = {"model_uri": model_uri, "eval_data": eval_dir, "gate_metric": gate_metric}
+    log_results(
+        metrics,
+        columns=SAMPLE_COLUMNS,
+        rows=[[s[c] for c in SAMPLE_COLUMNS] for s in samples],
+        config={"model_uri": model_uri, "eval_data": eval_dir, "gate_metric": gate_metric},
+        wandb_project=wandb_project,
+        wandb_secret=wandb_secret,
+        wandb_dir=wandb_dir,
+    )
+    print(f"evaluate: {metrics}; gate {gate_metric} = {gate:.4f}", flush=True)
+    return {"metrics": metrics, "gate": gate, "samples": samples}
+
+
+def log_results(
+    metrics: dict,
+    *,
+    columns: list[str],
+    rows: list[list],
+    config: dict,
+    wandb_project: str,
+    wandb_secret: str,
+    wandb_dir: str,
+) -> None:
+    """The metrics as `eval/*` and the samples as the `eval/samples` table, in one W&B run."""
     tracker = start_tracker(
         enabled=bool(wandb_project),
         project=wandb_project,
@@ -62,13 +87,6 @@ def evaluate(
         directory=wandb_dir or None,
         wandb_secret=wandb_secret or None,
     )
-    _log(tracker, metrics, samples)
-    print(f"evaluate: {metrics}; gate {gate_metric} = {gate:.4f}", flush=True)
-    return {"metrics": metrics, "gate": gate, "samples": samples}
-
-
-def _log(tracker, metrics: dict, samples: list[dict]) -> None:
     tracker.log({f"eval/{k}": v for k, v in metrics.items()}, step=0)
-    rows = [[s[c] for c in SAMPLE_COLUMNS] for s in samples]
-    tracker.log_table("eval/samples", columns=SAMPLE_COLUMNS, rows=rows, step=0)
+    tracker.log_table("eval/samples", columns=columns, rows=rows, step=0)
     tracker.finish()

@@ -11,6 +11,7 @@ def prepare_data(
     train_data: Output[Dataset],
     eval_data: Output[Dataset],
     preset: str,
+    trainer: str = "llm",
     data: str = "",
     eval_source: str = "",
     overrides: list = [],  # noqa: B006 - KFP reads defaults from the signature
@@ -20,10 +21,11 @@ def prepare_data(
     wandb_dir: str = "",
     run_group: str = "",
 ):
-    """Validate, deduplicate, split, tokenize and pack records into train/eval shards."""
-    from components.common import trainer_argv
-    from components.prepare_data.task import artifact_metadata, prepare_data
+    """Validate, deduplicate and split records into train/eval shards (`trainer` "llm" also
+    tokenizes and packs them; "vlm" stores the images beside image-text records)."""
+    from components.common import trainer_argv, trainer_task
 
+    task = trainer_task("prepare_data", trainer=trainer)
     argv = trainer_argv(
         preset=preset,
         data=data,
@@ -32,12 +34,12 @@ def prepare_data(
         wandb_project=wandb_project,
         wandb_secret=wandb_secret,
     )
-    stats = prepare_data(
+    stats = task.prepare_data(
         train_dir=train_data.path,
         eval_dir=eval_data.path,
         argv=argv,
         run_group=run_group,
         wandb_dir=wandb_dir,
     )
-    train_data.metadata.update(artifact_metadata(stats["train"]))
-    eval_data.metadata.update(artifact_metadata(stats["eval"]))
+    train_data.metadata.update(task.artifact_metadata(stats["train"]))
+    eval_data.metadata.update(task.artifact_metadata(stats["eval"]))

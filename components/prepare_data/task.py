@@ -2,11 +2,15 @@
 validated, deduplicated, content-hash split, tokenized and packed train/eval directories.
 
     prepare_data(train_dir="out/train", eval_dir="out/eval", argv=["--preset", "debug"])
+
+The VLM trainer's twin is vlm.py; both log their splits to W&B through `log_splits`.
 """
 
 from __future__ import annotations
 
-from components.common import llm_config, step_tracker, use_run_group
+from collections.abc import Callable
+
+from components.common import step_tracker, trainer_config, use_run_group
 from trainers.llm import prepared
 
 
@@ -15,19 +19,10 @@ def prepare_data(
 ) -> dict:
     """Write both splits; log their stats and the dataset artifact to W&B; return the stats."""
     use_run_group(run_group, wandb_dir)
-    cfg = llm_config(argv)
+    cfg = trainer_config(argv, trainer="llm")
     stats = prepared.prepare(cfg, train_dir=train_dir, eval_dir=eval_dir)
-    tracker = step_tracker(cfg, job_type="prepare_data", wandb_dir=wandb_dir)
-    tracker.log(_flat(stats), step=0)
-    for split, uri in (("train", train_dir), ("eval", eval_dir)):
-        manifest = stats[split]
-        tracker.log_artifact(
-            name=f"dataset-{split}-{manifest['fingerprint']}",
-            type="dataset",
-            uri=uri,
-            metadata=manifest,
-        )
-    tracker.finish()
+    dirs = {"train": train_dir, "eval": eval_dir}
+    log_splits(cfg, stats, dirs=dirs, metadata=artifact_metadata, wandb_dir=wandb_dir)
     for split in ("train", "eval"):
         s = stats[split]
         print(
@@ -37,6 +32,24 @@ def prepare_data(
             flush=True,
         )
     return stats
+
+
+def log_splits(
+    cfg, stats: dict, *, dirs: dict, metadata: Callable[[dict], dict], wandb_dir: str
+) -> None:
+    """Both splits' `metadata` numbers as step-0 metrics and each split as a dataset artifact
+    (its whole manifest as the artifact's metadata)."""
+    tracker = step_tracker(cfg, job_type="prepare_data", wandb_dir=wandb_dir)
+    tracker.log(_flat(stats, metadata), step=0)
+    for split, uri in dirs.items():
+        manifest = stats[split]
+        tracker.log_artifact(
+            name=f"dataset-{split}-{manifest['fingerprint']}",
+            type="dataset",
+            uri=uri,
+            metadata=manifest,
+        )
+    tracker.finish()
 
 
 def artifact_metadata(manifest: dict) -> dict:
@@ -56,10 +69,10 @@ def artifact_metadata(manifest: dict) -> dict:
     }
 
 
-def _flat(stats: dict) -> dict:
+def _flat(stats: dict, metadata: Callable[[dict], dict]) -> dict:
     return {
         f"data/{split}_{key}": float(value)
         for split in ("train", "eval")
-        for key, value in artifact_metadata(stats[split]).items()
+        for key, value in metadata(stats[split]).items()
         if key != "fingerprint"
     }

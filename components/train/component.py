@@ -14,6 +14,7 @@ def train(
     model: Output[Model],
     metrics: Output[Metrics],
     preset: str,
+    trainer: str = "llm",
     overrides: list = [],  # noqa: B006 - KFP reads defaults from the signature
     max_steps: int = 0,
     seed: int = -1,
@@ -25,7 +26,8 @@ def train(
     wandb_dir: str = "",
     run_group: str = "",
 ):
-    """Fine-tune a causal LM on the prepared shards; the model is an HF directory."""
+    """Train `trainer` ("llm": a causal LM, "vlm": a vision-language model) on the prepared
+    shards; the model is an HF directory."""
     from components.common import trainer_argv
     from components.train.task import final_metrics, train
 
@@ -43,6 +45,7 @@ def train(
     metadata = train(
         argv=argv,
         output_dir=model.path,
+        trainer=trainer,
         checkpoint_dir=checkpoint_dir,
         nproc_per_node=nproc_per_node,
         run_group=run_group,

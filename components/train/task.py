@@ -1,8 +1,8 @@
-"""train: the LLM trainer on prepared shards, run as its own process (`python -m trainers.llm`),
-as it runs in a CustomJob. The trainer re-launches itself under torchrun when more than one
-process per node is asked for, which a KFP executor process must not do to itself.
+"""train: a trainer (`python -m trainers.llm` or `trainers.vlm`) on prepared shards, run as its
+own process, as it runs in a CustomJob. The trainer re-launches itself under torchrun when more
+than one process per node is asked for, which a KFP executor process must not do to itself.
 
-    metadata = train(argv=[...], output_dir="out/model", checkpoint_dir="out/ckpt")
+    metadata = train(argv=[...], trainer="vlm", output_dir="out/model", checkpoint_dir="out/ckpt")
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import os
 import subprocess
 import sys
 
-from components.common import use_run_group
+from components.common import check_trainer, use_run_group
 from trainers.common import storage
-from trainers.llm.outputs import METADATA_FILE
+from trainers.llm.outputs import METADATA_FILE  # trainers.vlm writes the same file
 
 
 class TrainerFailed(RuntimeError):
-    def __init__(self, returncode: int) -> None:
-        super().__init__(f"train: python -m trainers.llm exited with status {returncode}")
+    def __init__(self, returncode: int, *, module: str) -> None:
+        super().__init__(f"train: python -m {module} exited with status {returncode}")
         self.returncode = returncode
 
 
@@ -27,6 +27,7 @@ def train(
     *,
     argv: list[str],
     output_dir: str,
+    trainer: str = "llm",
     checkpoint_dir: str = "",
     nproc_per_node: int = 1,
     run_group: str = "",
@@ -44,10 +45,11 @@ def train(
     env = dict(os.environ)
     if nproc_per_node > 1:
         env["LIFTOFF_NPROC_PER_NODE"] = str(nproc_per_node)
-    print("train: python -m trainers.llm " + " ".join(argv), flush=True)
-    done = subprocess.run([sys.executable, "-m", "trainers.llm", *argv], env=env)
+    module = f"trainers.{check_trainer(trainer)}"
+    print(f"train: python -m {module} " + " ".join(argv), flush=True)
+    done = subprocess.run([sys.executable, "-m", module, *argv], env=env)
     if done.returncode:
-        raise TrainerFailed(done.returncode)
+        raise TrainerFailed(done.returncode, module=module)
     return json.loads(storage.read_text(storage.join(output_dir, METADATA_FILE)))
 
 
@@ -60,4 +62,6 @@ def final_metrics(metadata: dict) -> dict[str, float]:
     metrics = {k.replace("/", "_"): float(v) for k, v in metadata["final"].items()}
     metrics["steps"] = float(metadata["steps"])
     metrics["tokens_seen"] = float(metadata["tokens_seen"])
+    if "images_seen" in metadata:  # the VLM trainer's
+        metrics["images_seen"] = float(metadata["images_seen"])
     return metrics

@@ -19,6 +19,8 @@ CASES = {
         "nodes": 2,
         "scheduling": "SPOT",
     },
+    "vlm-ddp": {"pipeline": "vlm-ddp", "hardware": "a100x8"},
+    "vlm-ddp-a100x8-2nodes": {"pipeline": "vlm-ddp", "hardware": "a100x8", "nodes": 2},
 }
 
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.pipelines.golden import CASES, HERE, compile_case
+from tests.support.compiled import SECRET_CANARY, tasks, train_input
 
 JOB_REGION = "{{$.pipeline_google_cloud_location}}"
 
@@ -32,17 +33,6 @@ def multinode():
     return yaml.safe_load((HERE / "llm-finetune-a100x8-2nodes-spot.yaml").read_text())
 
 
-def _train_input(spec: dict, name: str):
-    return spec["components"]["comp-train"]["inputDefinitions"]["parameters"][name]["defaultValue"]
-
-
-def _tasks(spec: dict):
-    """(component name, task name, task) for every task at every level of the DAG."""
-    for comp_name, comp in [("root", spec["root"]), *spec["components"].items()]:
-        for task_name, task in comp.get("dag", {}).get("tasks", {}).items():
-            yield comp_name, task_name, task
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_compiled_yaml_matches_golden_file(name, tmp_path):
     compiled = compile_case(name, str(tmp_path / "p.yaml"))
@@ -52,19 +42,19 @@ def test_compiled_yaml_matches_golden_file(name, tmp_path):
 
 
 def test_single_node_worker_pool(spec):
-    pools = _train_input(spec, "worker_pool_specs")
+    pools = train_input(spec, "worker_pool_specs")
     assert len(pools) == 1
     machine = pools[0]["machine_spec"]
     assert machine["machine_type"] == "a2-highgpu-1g"
     assert machine["accelerator_type"] == "NVIDIA_TESLA_A100"
     assert machine["accelerator_count"] == 1
     assert pools[0]["replica_count"] == 1
-    assert _train_input(spec, "strategy") == "STANDARD"
-    assert _train_input(spec, "restart_job_on_worker_restart") is False
+    assert train_input(spec, "strategy") == "STANDARD"
+    assert train_input(spec, "restart_job_on_worker_restart") is False
 
 
 def test_multi_node_spot_worker_pools(multinode):
-    pools = _train_input(multinode, "worker_pool_specs")
+    pools = train_input(multinode, "worker_pool_specs")
     assert [p["replica_count"] for p in pools] == [1, 1]  # primary + (nodes - 1) workers
     for pool in pools:
         assert pool["machine_spec"] == {
@@ -72,8 +62,8 @@ def test_multi_node_spot_worker_pools(multinode):
             "accelerator_type": "NVIDIA_TESLA_A100",
             "accelerator_count": 8,
         }
-    assert _train_input(multinode, "strategy") == "SPOT"
-    assert _train_input(multinode, "restart_job_on_worker_restart") is True
+    assert train_input(multinode, "strategy") == "SPOT"
+    assert train_input(multinode, "restart_job_on_worker_restart") is True
     train = multinode["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]
     assert train["nproc_per_node"]["runtimeValue"]["constant"] == 8  # torchrun, one per GPU
 
@@ -87,7 +77,7 @@ def test_training_job_output_directory_account_and_region(spec):
 
 def test_every_gcpc_op_gets_the_job_region(spec):
     checked = []
-    for _, task_name, task in _tasks(spec):
+    for _, task_name, task in tasks(spec):
         component = spec["components"][task["componentRef"]["name"]]
         declared = component.get("inputDefinitions", {}).get("parameters", {})
         if "location" in declared:
@@ -112,11 +102,11 @@ def test_register_and_deploy_sit_behind_the_gate(spec):
     assert set(root) == {"prepare-data", "train", "evaluate", "gate", "condition-1"}
     condition = root["condition-1"]["triggerPolicy"]["condition"]
     assert "gate-Output" in condition and "== true" in condition
-    gated = {name for comp, name, _ in _tasks(spec) if comp != "root"}
+    gated = {name for comp, name, _ in tasks(spec) if comp != "root"}
     assert {"model-upload", "model-upload-2", "model-deploy", "endpoint-create"} <= gated
     deploy = spec["components"]["comp-model-deploy"]["inputDefinitions"]["parameters"]
     assert deploy["dedicated_resources_machine_type"]  # declared; the value is checked below
-    task = next(t for _, n, t in _tasks(spec) if n == "model-deploy")["inputs"]["parameters"]
+    task = next(t for _, n, t in tasks(spec) if n == "model-deploy")["inputs"]["parameters"]
     assert task["dedicated_resources_machine_type"]["runtimeValue"]["constant"] == "g2-standard-8"
     assert task["dedicated_resources_accelerator_type"]["runtimeValue"]["constant"] == "NVIDIA_L4"
     assert task["traffic_split"] == {"componentInputParameter": "pipelinechannel--traffic_split"}
@@ -131,7 +121,7 @@ def test_images_are_pinned(spec, multinode):
     ]
     images += [
         image
-        for p in _train_input(spec, "worker_pool_specs")
+        for p in train_input(spec, "worker_pool_specs")
         for image in [p["container_spec"]["image_uri"]]
     ]
     assert len(images) > 10
@@ -140,12 +130,11 @@ def test_images_are_pinned(spec, multinode):
 
 
 def test_no_secret_values(tmp_path, monkeypatch):
-    canary = "wandb-key-7f3a9c1e5b2d4f6a8c0e1b3d5f7a9c1e"
-    monkeypatch.setenv("WANDB_API_KEY", canary)
+    monkeypatch.setenv("WANDB_API_KEY", SECRET_CANARY)
     text = Path(compile_case("llm-finetune", str(tmp_path / "p.yaml"))).read_text()
-    assert canary not in text
+    assert SECRET_CANARY not in text
     spec = yaml.safe_load(text)
-    for pool in _train_input(spec, "worker_pool_specs"):
+    for pool in train_input(spec, "worker_pool_specs"):
         assert pool["container_spec"].get("env", []) == []
     secret = spec["root"]["inputDefinitions"]["parameters"]["wandb_secret"]
     assert secret["defaultValue"] == ""  # a Secret Manager resource name, given at submit

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -161,6 +162,32 @@ def test_missing_local_artifact_path_is_refused(logged, tmp_path):
         tracker.log_artifact(name="x", type="model", uri=str(tmp_path / "absent"))
 
 
+def test_a_table_cell_holding_a_pil_image_is_logged_as_a_picture(tmp_path, monkeypatch):
+    from PIL import Image
+
+    isolate(monkeypatch, tmp_path)
+    tracker = start_tracker(enabled=True, project="p", config={}, job_type="evaluate")
+    picture = Image.new("RGB", (8, 6), (255, 0, 0))
+    rows = [[picture, "what colour is the square?", True], [None, "no image", False]]
+    tracker.log_table("eval/samples", columns=["image", "question", "correct"], rows=rows, step=3)
+    tracker.finish()
+
+    run = read_run(tmp_path)
+    (row,) = [r for r in run.history if "eval/samples" in r]
+    assert row["global_step"] == 3
+    assert (row["eval/samples"]["_type"], row["eval/samples"]["nrows"]) == ("table-file", 2)
+    # wandb puts a table with media in a run_table artifact: the table and the PNG it points at.
+    (table,) = [a for a in run.artifacts if a.type == "run_table"]
+    (png,) = [path for path in table.entries if path.endswith(".png")]
+    staged = Path(table.entries["eval/samples.table.json"]["local_path"])
+    cells = json.loads(staged.read_text())
+    image = cells["data"][0][0]
+    assert (image["_type"], image["path"]) == ("image-file", png)
+    assert (image["width"], image["height"]) == (8, 6)
+    assert cells["data"][0][1:] == ["what colour is the square?", True]
+    assert cells["data"][1] == [None, "no image", False]
+
+
 def test_launch_overrides_win_over_defaults(tmp_path, monkeypatch):
     """W&B Launch hands its overrides to the job as env: WANDB_LAUNCH=True plus the run
     config as JSON in WANDB_CONFIG (what the Vertex runner puts in the container spec)."""
@@ -205,7 +232,7 @@ def test_null_tracker_returns_a_copy_of_its_config():
 def test_importing_trainers_tracking_stays_cheap():
     code = (
         "import sys, trainers.common.tracking, trainers.common.secrets\n"
-        "heavy = [m for m in ('wandb', 'google.cloud.secretmanager', 'kfp',"
+        "heavy = [m for m in ('wandb', 'PIL', 'google.cloud.secretmanager', 'kfp',"
         " 'google.cloud.aiplatform', 'google_cloud_pipeline_components') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

@@ -7,7 +7,9 @@ An image value is a path (absolute, or relative to `base_dir`, the records file'
 a `gs://` or `/gcs/` URI, or a dict: `{"bytes": bytes | base64 str}`, `{"b64": str}` (the
 serving form) or `{"path": str}` (Hugging Face datasets; "bytes" may be None). Anything wrong
 with one raises `ImageError`, a one-line `ValueError` saying what. The functions are pure and
-module-level so DataLoader workers can pickle them; only torch and PIL are imported.
+module-level so DataLoader workers can pickle them; only PIL is imported up front and torch
+when pixels are made, so rendering and reading images (the pipeline's sample instances, the
+compile step) need no torch.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import binascii
 import io
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from PIL import Image
 
 from trainers.common import storage
+
+if TYPE_CHECKING:
+    import torch
 
 SIGLIP_MEAN = (0.5, 0.5, 0.5)
 SIGLIP_STD = (0.5, 0.5, 0.5)
@@ -173,6 +177,8 @@ def _open_rgb(data: bytes) -> Image.Image:
 
 def decode(data: bytes, spec: ImageSpec) -> torch.Tensor:
     """Encoded image bytes to a float32 [3, size, size] tensor, rescaled to [0, 1], normalised."""
+    import torch
+
     image = _open_rgb(data).resize((spec.size, spec.size), Image.Resampling.BICUBIC)
     # bytearray: torch.frombuffer warns about (and may not write through) read-only buffers.
     raw = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)

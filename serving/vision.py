@@ -1,0 +1,112 @@
+"""A trained VLM answering image + prompt instances, one batch per request.
+
+    from serving.vision import VisionPredictor
+    predictor = VisionPredictor.load("gs://bucket/run/model")
+    predictor.predict([{"image": {"b64": "..."}, "prompt": "what colour is the square?"}])
+
+The model directory is what `python -m trainers.vlm` writes (an HF Llava directory with
+`preprocessor_config.json`). An instance is `{"image": IMAGE, "prompt": str}` where IMAGE is
+`{"b64": base64 bytes}` or a `gs://` URI read with the server's own credentials. Local paths are
+refused: a client must not make the server read its own files. Each image is decoded and resized
+exactly as in training. Bad instances raise ValueError with a one-line message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from serving.predictor import Generation, parse_parameters
+
+
+@dataclass(frozen=True)
+class ImageQuestion:
+    image: bytes
+    prompt: str
+
+
+def parse_instances(instances: object) -> list[ImageQuestion]:
+    if not isinstance(instances, list) or not instances:
+        raise ValueError("instances must be a non-empty list")
+    return [_instance(f"instances[{i}]", item) for i, item in enumerate(instances)]
+
+
+def _instance(where: str, item: object) -> ImageQuestion:
+    if not isinstance(item, dict) or sorted(item) != ["image", "prompt"]:
+        raise ValueError(
+            f"{where} must be {{'image': {{'b64': ...}} or 'gs://...', 'prompt': str}}"
+        )
+    if not isinstance(item["prompt"], str) or not item["prompt"].strip():
+        raise ValueError(f"{where}.prompt must be a non-empty string")
+    return ImageQuestion(image=_image_bytes(f"{where}.image", item["image"]), prompt=item["prompt"])
+
+
+def _image_bytes(where: str, value: object) -> bytes:
+    from trainers.vlm.images import (
+        SIGLIP_MEAN,
+        SIGLIP_STD,
+        ImageError,
+        ImageSpec,
+        decode,
+        read_image_bytes,
+    )
+
+    remote = isinstance(value, str) and value.startswith("gs://")
+    inline = isinstance(value, dict) and list(value) == ["b64"]
+    if not (remote or inline):
+        raise ValueError(f"{where} must be {{'b64': base64 image bytes}} or a gs:// URI")
+    try:
+        data = read_image_bytes(value, base_dir="/")
+        decode(data, ImageSpec(size=8, mean=SIGLIP_MEAN, std=SIGLIP_STD))  # refuse it now: 400
+    except ImageError as err:
+        raise ValueError(f"{where}: {err}") from None
+    return data
+
+
+class VisionPredictor:
+    """A Llava model, its tokenizer and image spec; `num_batches` counts generate calls."""
+
+    def __init__(self, loaded, *, model_dir: str = ""):
+        self.loaded = loaded
+        self.device = str(loaded.model.device)
+        self.model_dir = model_dir
+        self.num_batches = 0
+
+    @classmethod
+    def load(cls, uri: str, *, device: str | None = None) -> VisionPredictor:
+        from trainers.vlm.model import load_trained
+
+        return cls(load_trained(uri, device=device), model_dir=uri)
+
+    parse_instances = staticmethod(parse_instances)
+
+    def predict(self, instances: object, parameters: object = None) -> list[str]:
+        return self.generate(parse_instances(instances), parse_parameters(parameters))
+
+    def generate(self, items: list[ImageQuestion], params: Generation) -> list[str]:
+        import torch
+
+        from trainers.vlm.evaluate import generate_answers
+        from trainers.vlm.images import decode
+
+        loaded = self.loaded
+        pixels = torch.stack([decode(item.image, loaded.image) for item in items])
+        self.num_batches += 1
+        return generate_answers(
+            loaded.model,
+            loaded.tokenizer,
+            pixels,
+            [item.prompt for item in items],
+            num_image_tokens=loaded.num_image_tokens,
+            max_new_tokens=params.max_new_tokens,
+            device=self.device,
+            temperature=params.temperature,
+            top_p=params.top_p,
+        )
+
+
+def brief(instance: object) -> str:
+    """An instance for a log line: inline image bytes shown by size, not as base64."""
+    if isinstance(instance, dict) and isinstance(instance.get("image"), dict):
+        b64 = instance["image"].get("b64", "")
+        instance = {**instance, "image": f"<image, {len(b64) * 3 // 4} bytes>"}
+    return repr(instance)
