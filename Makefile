@@ -1,4 +1,4 @@
-# make install | make demo | make test | make bench | make lint
+# make install | make demo | make test | make bench | make bench-vlm | make lint
 # demo and test install what is missing first, so each works as the first command on a fresh machine.
 PY ?= python3
 VENV := .venv
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned to the CPU wheel: any other spec pulls gigabytes of CUDA packages.
 TORCH := torch==2.13.0
 
-.PHONY: install demo test bench lint clean golden
+.PHONY: install demo test bench bench-vlm lint clean golden
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,9 @@ test: install
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/llm_trainer.py
+
+bench-vlm: install
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/vlm_trainer.py
 
 lint: install
 	$(BIN)/ruff check .
