@@ -1,4 +1,5 @@
-"""Run `python -m trainers.llm` in a child process, as a CustomJob would, and read what it saved.
+"""Run `python -m trainers.llm` (or `trainers.vlm`) in a child process, as a CustomJob would, and
+read what it saved.
 
 `kill_at` runs the trainer with a step callback that signals its own process after that step:
 a real SIGTERM (handled, checkpointed) or SIGKILL (no chance to save), at a known step.
@@ -7,6 +8,7 @@ a real SIGTERM (handled, checkpointed) or SIGKILL (no chance to save), at a know
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -35,9 +37,31 @@ TINY = [
     "wandb.enabled=false",
 ]
 
+# The VLM debug preset cut to seconds: few examples, no generation, one thread, no workers.
+TINY_VLM = [
+    "--preset",
+    "debug",
+    "--set",
+    "data.synthetic_examples=200",
+    "--set",
+    "data.num_workers=0",
+    "--set",
+    "optim.warmup_steps=1",
+    "--set",
+    "train.exact_match_examples=0",
+    "--set",
+    "train.eval_every=0",
+    "--set",
+    "train.log_every=1",
+    "--set",
+    "train.threads=1",
+    "--set",
+    "wandb.enabled=false",
+]
+
 _KILL_SCRIPT = """
 import os, signal, sys
-from trainers.llm.__main__ import main
+from {module}.__main__ import main
 
 def kill_at(step):
     if step == {step}:
@@ -61,17 +85,34 @@ def trainer_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ddp_env(num_procs: int = 2, **extra: str) -> dict[str, str]:
+    """The environment for the trainer's own torchrun relaunch: gloo on CPU, loopback rendezvous."""
+    return trainer_env(
+        LIFTOFF_NPROC_PER_NODE=str(num_procs),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(free_port()),
+        **extra,
+    )
+
+
 def run_trainer(
     args: list[str],
     *,
     env: dict | None = None,
     kill_at: tuple[int, str] | None = None,
     cwd: Path | None = None,
+    module: str = "trainers.llm",
 ) -> subprocess.CompletedProcess:
     if kill_at is None:
-        command = [sys.executable, "-m", "trainers.llm", *args]
+        command = [sys.executable, "-m", module, *args]
     else:
-        script = _KILL_SCRIPT.format(step=kill_at[0], signal=kill_at[1])
+        script = _KILL_SCRIPT.format(module=module, step=kill_at[0], signal=kill_at[1])
         command = [sys.executable, "-c", script, *args]
     return subprocess.run(
         command,

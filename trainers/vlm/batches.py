@@ -10,9 +10,14 @@ that step's position, so a resumed run reads exactly what the uninterrupted one 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import torch
+
 from trainers.common.distributed import Dist
+from trainers.common.records import DataError
 from trainers.vlm.config import VLMConfig
-from trainers.vlm.data import Batch, VLMData, make_loader
+from trainers.vlm.data import Batch, VLMData, base_dir, make_loader
 from trainers.vlm.images import ImageError, ImageSpec, load_pixels
 from trainers.vlm.sampler import ResumableSampler, position, steps_per_epoch
 
@@ -61,7 +66,12 @@ class StepBatches:
             num_workers=self.cfg.data.num_workers,
             pin_memory=self.dist.device.startswith("cuda"),
         )
-        self._iterator, self._epoch = iter(loader), epoch
+        # Starting a loader draws its workers' base seed from the global torch RNG, and a resumed
+        # run starts one more loader than the uninterrupted one: unforked, that draw would shift
+        # the RNG stream that dropout (LoRA's included) reads from, and resume would not be exact.
+        with torch.random.fork_rng(devices=[]):
+            self._iterator = iter(loader)
+        self._epoch = epoch
 
     def close(self) -> None:
         """Stop the current loader's worker processes."""
@@ -82,16 +92,29 @@ def eval_loader(examples, run, *, num_workers: int):
     )
 
 
-def vqa_items(records: list[dict], spec: ImageSpec, *, limit: int = 0):
-    """(pixels, record) of the first `limit` VQA records whose image reads (0: all)."""
-    items = []
-    for record in records:
+class VQAItem(NamedTuple):
+    pixels: torch.Tensor
+    record: dict
+    where: str
+
+
+def vqa_items(
+    located: list[tuple[str, dict]], spec: ImageSpec, *, on_bad: str, limit: int = 0
+) -> tuple[list[VQAItem], int]:
+    """(the first `limit` VQA records (0: all) with their pixels, how many were skipped for an
+    unreadable image); in "error" mode an unreadable image raises DataError naming the record."""
+    items, skipped = [], 0
+    for where, record in located:
         if "question" not in record:
             continue
         try:
-            items.append((load_pixels(record["image"], base_dir=".", spec=spec), record))
-        except ImageError:
-            continue  # counted where the data was read; evaluation scores the readable ones
+            pixels = load_pixels(record["image"], base_dir=base_dir(where), spec=spec)
+        except ImageError as err:
+            if on_bad != "skip":
+                raise DataError(f"{where}: {err}") from None
+            skipped += 1
+            continue
+        items.append(VQAItem(pixels, record, where))
         if limit and len(items) >= limit:
             break
-    return items
+    return items, skipped

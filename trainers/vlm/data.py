@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import posixpath
 from dataclasses import dataclass
 
@@ -37,10 +38,14 @@ class VLMData:
     train: list[ex.VLMExample]
     eval: list[ex.VLMExample]
     train_records: list[dict]
-    eval_records: list[dict]  # for generation-based metrics
+    eval_located: list[tuple[str, dict]]  # for generation-based metrics
     fingerprint: str
     skipped_records: int
     dropped_examples: int  # nothing left to learn after truncation
+
+    @property
+    def eval_records(self) -> list[dict]:
+        return [record for _, record in self.eval_located]
 
 
 @dataclass
@@ -48,15 +53,20 @@ class Batch:
     input_ids: torch.Tensor  # [B, L], right-padded
     attention_mask: torch.Tensor  # [B, L]
     targets: torch.Tensor  # [B, L], IGNORE on prompt, image and padding positions
-    pixel_values: torch.Tensor  # [B, 3, S, S]
+    pixel_values: torch.Tensor  # [B, 3, S, S]; zeros for an unreadable image
+    readable: torch.Tensor  # [B] bool: the image was read (the row trains)
     errors: list[str]  # "where: problem" of examples whose image could not be read
 
     @property
     def num_images(self) -> int:
-        return len(self.pixel_values)
+        return int(self.readable.sum())
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.attention_mask[self.readable].sum())
 
     def pin_memory(self) -> Batch:  # DataLoader's pin_memory calls this on custom batches
-        for name in ("input_ids", "attention_mask", "targets", "pixel_values"):
+        for name in ("input_ids", "attention_mask", "targets", "pixel_values", "readable"):
             setattr(self, name, getattr(self, name).pin_memory())
         return self
 
@@ -76,21 +86,18 @@ def records_uri(uri: str) -> str:
 
 
 def read(uri: str, *, on_bad: str) -> tuple[list[tuple[str, dict]], int]:
-    """(located records with image paths made absolute, skipped) from JSONL/Parquet."""
-    uri = records_uri(uri)
-    located, skipped = read_located_records(uri, validate=ex.check_record, on_bad=on_bad)
-    return [(where, _anchor_image(r, where)) for where, r in located], skipped
+    """(records as written with where each is, skipped) from JSONL/Parquet."""
+    return read_located_records(records_uri(uri), validate=ex.check_record, on_bad=on_bad)
 
 
-def _anchor_image(record: dict, where: str) -> dict:
-    # A relative image path is relative to the records file it came from.
-    image = record["image"]
-    path = image.get("path") if isinstance(image, dict) and not image.get("bytes") else image
-    if not isinstance(path, str) or storage.is_remote(path) or posixpath.isabs(path):
-        return record
+def base_dir(where: str) -> str:
+    """The directory of the records file a record came from ("file:line" or "file: row N"):
+    what its relative image path is relative to. Records stay as written, so the split and
+    fingerprint do not depend on where the data lives."""
     source = where.rsplit(":", 1)[0]
-    base = source.rsplit("/", 1)[0] if "/" in source else "."
-    return {**record, "image": storage.join(base, path)}
+    return (
+        posixpath.dirname(source) if storage.is_remote(source) else os.path.dirname(source) or "."
+    )
 
 
 def load_records(cfg: VLMConfig) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]], int]:
@@ -178,7 +185,7 @@ def load_data(cfg: VLMConfig, *, tokenizer, num_image_tokens: int, records=None)
         train=train_examples,
         eval=eval_examples,
         train_records=train_records,
-        eval_records=[r for _, r in evals],
+        eval_located=evals,
         fingerprint=fingerprint(train_records),
         skipped_records=skipped,
         dropped_examples=dropped + more,
@@ -198,31 +205,31 @@ class ImageTextDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         example = self.examples[index]
         try:
-            pixels, error = load_pixels(example.image, base_dir=".", spec=self.spec), None
+            pixels = load_pixels(example.image, base_dir=base_dir(example.where), spec=self.spec)
+            error = None
         except ImageError as err:
             pixels, error = None, f"{example.where}: {err}"
         return {"example": example, "pixels": pixels, "error": error}
 
 
 def collate(items: list[dict], *, pad_id: int, spec: ImageSpec) -> Batch:
-    """Right-pad a micro-batch; examples with unreadable images are left out and reported."""
-    good = [i for i in items if i["error"] is None]
-    length = max((len(i["example"].input_ids) for i in good), default=1)
-    ids = torch.full((len(good), length), pad_id, dtype=torch.long)
-    targets = torch.full((len(good), length), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(good), length), dtype=torch.long)
-    for row, item in enumerate(good):
+    """Right-pad a micro-batch. A row whose image could not be read stays, with zero pixels
+    and no targets: shapes stay fixed, so every DDP rank still runs its forward and backward."""
+    length = max(len(i["example"].input_ids) for i in items)
+    ids = torch.full((len(items), length), pad_id, dtype=torch.long)
+    targets = torch.full((len(items), length), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(items), length), dtype=torch.long)
+    pixels = torch.zeros((len(items), 3, spec.size, spec.size))
+    readable = torch.tensor([i["error"] is None for i in items])
+    for row, item in enumerate(items):
         example = item["example"]
         n = len(example.input_ids)
         ids[row, :n] = torch.tensor(example.input_ids)
-        targets[row, :n] = torch.tensor(example.targets)
         mask[row, :n] = 1
-    pixels = (
-        torch.stack([i["pixels"] for i in good])
-        if good
-        else torch.zeros((0, 3, spec.size, spec.size))
-    )
-    return Batch(ids, mask, targets, pixels, [i["error"] for i in items if i["error"]])
+        if item["error"] is None:
+            targets[row, :n] = torch.tensor(example.targets)
+            pixels[row] = item["pixels"]
+    return Batch(ids, mask, targets, pixels, readable, [i["error"] for i in items if i["error"]])
 
 
 def make_loader(

@@ -32,21 +32,25 @@ def token_loss_sum(model, batch, device: str) -> tuple[torch.Tensor, int]:
 
 
 @torch.no_grad()
-def eval_loss(model, loader, *, device: str, autocast: bool, max_batches: int = 0):
-    """(summed loss, target tokens) over the loader's batches (at most `max_batches`)."""
+def eval_loss(
+    model, loader, *, device: str, autocast: bool, on_bad: str, max_batches: int = 0
+) -> tuple[float, int, int]:
+    """(summed loss, target tokens, unreadable images skipped) over the loader's batches (at
+    most `max_batches`); an unreadable image raises DataError unless `on_bad` is "skip"."""
+    from trainers.vlm.data import check_batch_errors
+
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    total, count, skipped = 0.0, 0, 0
     for i, batch in enumerate(loader):
         if max_batches and i >= max_batches:
             break
-        if not len(batch.input_ids):
-            continue
+        skipped += check_batch_errors(batch, on_bad=on_bad)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             loss, n = token_loss_sum(model, batch, device)
         total, count = total + float(loss), count + n
     model.train(was_training)
-    return total, count
+    return total, count, skipped
 
 
 @torch.no_grad()
@@ -94,22 +98,22 @@ def generate_answers(
 def exact_match(
     model,
     tokenizer,
-    items: list[tuple[torch.Tensor, dict]],
+    items: list,
     *,
     num_image_tokens: int,
     max_new_tokens: int,
     device: str,
     batch_size: int = 64,
 ) -> tuple[float, list[dict]]:
-    """Share of VQA (pixels, record) items answered exactly (trimmed), and the samples."""
+    """Share of VQA items (`batches.VQAItem`) answered exactly (trimmed), and the samples."""
     samples = []
     for i in range(0, len(items), batch_size):
         chunk = items[i : i + batch_size]
         answers = generate_answers(
             model,
             tokenizer,
-            torch.stack([pixels for pixels, _ in chunk]),
-            [r["question"] for _, r in chunk],
+            torch.stack([item.pixels for item in chunk]),
+            [item.record["question"] for item in chunk],
             num_image_tokens=num_image_tokens,
             max_new_tokens=max_new_tokens,
             device=device,
@@ -121,7 +125,7 @@ def exact_match(
                 "output": out,
                 "correct": out == r["answer"].strip(),
             }
-            for (_, r), out in zip(chunk, answers, strict=True)
+            for r, out in zip([item.record for item in chunk], answers, strict=True)
         ]
     return sum(s["correct"] for s in samples) / max(1, len(samples)), samples
 
@@ -157,7 +161,7 @@ def evaluate_model(
     up to `max_examples` questions, token loss on VQA answers and on captions (all of them),
     the question-prior chance level when the training records are given, and the samples."""
     from trainers.vlm.batches import vqa_items
-    from trainers.vlm.data import read
+    from trainers.vlm.data import base_dir, read
     from trainers.vlm.images import read_image_bytes
     from trainers.vlm.model import load_trained
 
@@ -168,10 +172,10 @@ def evaluate_model(
     metrics = {}
     for kind, wanted in (("vqa", True), ("caption", False)):
         subset = [(w, r) for w, r in located if ex.is_vqa(r) == wanted]
-        loss, count = _loss(loaded, subset, caption_prompt=caption_prompt)
+        loss, count = _loss(loaded, subset, caption_prompt=caption_prompt, on_bad=on_bad_record)
         metrics[f"{kind}_loss"], metrics[f"{kind}_examples"] = loss, float(count)
     metrics["eval_loss"] = _mean_loss(metrics)
-    items = vqa_items(records, loaded.image, limit=max_examples)
+    items, _ = vqa_items(located, loaded.image, limit=max_examples, on_bad=on_bad_record)
     score, samples = exact_match(
         loaded.model,
         loaded.tokenizer,
@@ -184,12 +188,14 @@ def evaluate_model(
     if train_records_uri:
         train = [r for _, r in read(train_records_uri, on_bad="skip")[0]]
         metrics["chance_exact_match"] = chance_exact_match(train, records)
-    for sample, (_, record) in zip(samples, items, strict=True):
-        sample["image"] = read_image_bytes(record["image"], base_dir=".")
+    for sample, item in zip(samples, items, strict=True):
+        sample["image"] = read_image_bytes(item.record["image"], base_dir=base_dir(item.where))
     return {"metrics": metrics, "samples": samples}
 
 
-def _loss(loaded, located: list[tuple[str, dict]], *, caption_prompt: str) -> tuple[float, int]:
+def _loss(
+    loaded, located: list[tuple[str, dict]], *, caption_prompt: str, on_bad: str
+) -> tuple[float, int]:
     """Mean token loss of the answers (or captions) of `located`, and the example count."""
     from trainers.vlm.data import make_loader, tokenize_all_with
 
@@ -208,7 +214,7 @@ def _loss(loaded, located: list[tuple[str, dict]], *, caption_prompt: str) -> tu
         pin_memory=False,
     )
     device = str(loaded.model.device)
-    total, count = eval_loss(loaded.model, loader, device=device, autocast=False)
+    total, count, _ = eval_loss(loaded.model, loader, device=device, autocast=False, on_bad=on_bad)
     return (total / count if count else float("nan")), len(examples)
 
 

@@ -21,6 +21,7 @@ from trainers.common import storage
 from trainers.common.records import DataError, fingerprint, record_key
 from trainers.llm.prepared import dedupe
 from trainers.vlm.config import VLMConfig
+from trainers.vlm.data import base_dir
 from trainers.vlm.examples import is_vqa
 from trainers.vlm.images import (
     SIGLIP_MEAN,
@@ -86,7 +87,7 @@ def _store_image(item: tuple[str, dict], local: str, cfg: VLMConfig) -> tuple[di
     """The record pointing at its image's copy under images/, or what is wrong with the image."""
     where, record = item
     try:
-        data = read_image_bytes(record["image"], base_dir=".")
+        data = read_image_bytes(record["image"], base_dir=base_dir(where))
         decode(data, _VERIFY)  # the whole file decodes: truncated images fail here
     except ImageError as err:
         return record, f"{where}: {err}"

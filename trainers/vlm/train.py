@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from trainers.common import checkpoint, distributed, speed
+from trainers.common import distributed, speed
 from trainers.common.config import from_dict, to_dict
 from trainers.common.optim import build_optimizer, build_scheduler
 from trainers.common.packing import IGNORE
 from trainers.common.preemption import Preempted, StopFlag
 from trainers.common.tracking import start_tracker
-from trainers.vlm import evaluate, outputs
+from trainers.vlm import evaluate, outputs, state
 from trainers.vlm.batches import StepBatches, eval_loader
 from trainers.vlm.config import VLMConfig
 from trainers.vlm.data import VLMData, check_batch_errors, load_data, load_records, make_tokenizer
@@ -80,7 +80,7 @@ def train(cfg: VLMConfig, *, callbacks: Sequence[StepCallback] = ()) -> dict:
     try:
         cfg = _agree_on_config(from_dict(VLMConfig, tracker.run_config()), dist)
         run = _build_run(cfg, dist, tracker)
-        _resume_or_start(run)
+        state.resume(run)
         _loop(run, stop, callbacks)
         metadata = _finish(run)
     except Preempted:
@@ -169,63 +169,6 @@ def use_static_graph(cfg: VLMConfig, dist: distributed.Dist) -> bool:
     return cfg.ddp.static_graph and micro_steps == 1
 
 
-def trainable_state(model) -> dict:
-    """The trained weights only: frozen ones are rebuilt identically from the source and seed,
-    so a checkpoint of a 400M-parameter frozen tower does not carry it every time."""
-    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def load_trainable_state(model, state: dict) -> None:
-    expected = {n for n, p in model.named_parameters() if p.requires_grad}
-    if set(state) != expected:
-        raise ValueError(
-            "checkpoint does not match this run's trainable parameters (freeze or LoRA settings "
-            f"changed?): {len(set(state) ^ expected)} names differ"
-        )
-    model.load_state_dict(state, strict=False)
-
-
-def _resume_or_start(run: Run) -> None:
-    path = checkpoint.latest_committed(run.cfg.checkpoint.dir)
-    if path is None:
-        return
-    shared, mine = checkpoint.load(path, rank=run.dist.rank)
-    load_trainable_state(run.model, shared["model"])
-    run.optimizer.load_state_dict(shared["optimizer"])
-    run.scheduler.load_state_dict(shared["scheduler"])
-    run.step, run.tokens_seen = shared["step"], shared["tokens_seen"]
-    run.images_seen, run.skipped_images = shared["images_seen"], shared["skipped_images"]
-    run.history = shared.get("history", {})
-    if mine is not None:
-        checkpoint.restore_rng(mine["rng"])
-    print(f"resumed from {path} at step {run.step}", flush=True)
-
-
-def _save(run: Run) -> str:
-    shared = {
-        "model": trainable_state(run.model),
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "step": run.step,
-        "tokens_seen": run.tokens_seen,
-        "images_seen": run.images_seen,
-        "skipped_images": run.skipped_images,
-        "samples_seen": run.step * run.cfg.train.global_batch_size,
-        "history": run.history,
-    }
-    path = checkpoint.save(
-        run.cfg.checkpoint.dir,
-        run.step,
-        shared,
-        {"rng": checkpoint.capture_rng()},
-        dist=run.dist,
-        keep_last=run.cfg.checkpoint.keep_last,
-    )
-    if run.dist.is_main:
-        print(f"checkpoint committed: {path}", flush=True)
-    return path
-
-
 def _loop(run: Run, stop: StopFlag, callbacks: Sequence[StepCallback]) -> None:
     cfg = run.cfg
     window = {"loss": 0.0, "targets": 0, "tokens": 0, "images": 0, "time": 0.0}
@@ -245,11 +188,11 @@ def _loop(run: Run, stop: StopFlag, callbacks: Sequence[StepCallback]) -> None:
         if cfg.train.eval_every and run.step % cfg.train.eval_every == 0:
             _log_eval(run)
         if cfg.checkpoint.every_steps and run.step % cfg.checkpoint.every_steps == 0:
-            _save(run)
+            state.save(run)
         for callback in callbacks:
             callback(run.step)
         if _stop_requested(stop, run.dist):
-            _save(run)
+            state.save(run)
             raise Preempted(f"stopped by SIGTERM after step {run.step}; checkpoint committed")
     run.batches.close()
 
@@ -264,7 +207,7 @@ def _train_step(run: Run) -> dict:
     skipped = sum(check_batch_errors(b, on_bad=run.cfg.data.on_bad_record) for b in micro_batches)
     local = [
         sum(int((b.targets != IGNORE).sum()) for b in micro_batches),
-        sum(int(b.attention_mask.sum()) for b in micro_batches),
+        sum(b.num_tokens for b in micro_batches),
         sum(b.num_images for b in micro_batches),
         skipped,
     ]
@@ -351,16 +294,18 @@ def _log_train(run: Run, window: dict, *, grad_norm: float) -> None:
 def _log_eval(run: Run) -> dict:
     cfg, dist = run.cfg, run.dist
     loader = eval_loader(run.data.eval[dist.rank :: dist.world_size], run, num_workers=0)
-    total, count = evaluate.eval_loss(
+    total, count, skipped = evaluate.eval_loss(
         run.model,
         loader,
         device=dist.device,
         autocast=run.autocast,
+        on_bad=cfg.data.on_bad_record,
         max_batches=cfg.train.eval_batches,
     )
-    total, count = distributed.all_reduce_sums([total, count], dist)
+    total, count, skipped = distributed.all_reduce_sums([total, count, skipped], dist)
     loss = total / max(1.0, count)
     metrics = {"eval/loss": loss, "eval/perplexity": evaluate.perplexity(loss)}
+    metrics["data/skipped_eval_images"] = skipped
     run.history.update(metrics)
     run.tracker.log(metrics, step=run.step)
     if dist.is_main:
@@ -374,7 +319,12 @@ def _log_exact_match(run: Run) -> None:
         return
     from trainers.vlm.batches import vqa_items
 
-    items = vqa_items(run.data.eval_records, run.spec, limit=cfg.train.exact_match_examples)
+    items, _ = vqa_items(
+        run.data.eval_located,
+        run.spec,
+        on_bad=cfg.data.on_bad_record,
+        limit=cfg.train.exact_match_examples,
+    )
     score, _ = evaluate.exact_match(
         run.model,
         run.data.tokenizer,
