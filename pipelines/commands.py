@@ -119,6 +119,10 @@ def serve(args) -> int:
     return serve_main(["--model", _model_dir(args.model, args.workdir), "--port", str(args.port)])
 
 
+# The registry columns: the gate metrics of llm-finetune and vlm-ddp and their losses.
+SUMMARY_METRICS = ("exact_match", "perplexity", "vqa_exact_match", "caption_loss")
+
+
 def models(args) -> int:
     from serving.registry import LocalRegistry
 
@@ -128,9 +132,7 @@ def models(args) -> int:
         return 0
     print(f"{'MODEL':<32} {'ALIASES':<16} {'CREATED':<21} {'METRICS':<36} DEPLOY CHECK")
     for v in versions:
-        metrics = " ".join(
-            f"{k}={v.metrics[k]:.3f}" for k in ("exact_match", "perplexity") if k in v.metrics
-        )
+        metrics = " ".join(f"{k}={v.metrics[k]:.3f}" for k in SUMMARY_METRICS if k in v.metrics)
         check = v.deployments[-1]["checked_at"] if v.deployments else "-"
         print(f"{v.ref:<32} {','.join(v.aliases) or '-':<16} {v.created:<21} {metrics:<36} {check}")
     return 0

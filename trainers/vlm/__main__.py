@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None, *, callbacks=()) -> int:
     try:
         train(cfg, callbacks=callbacks)
     except (DataError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        # One write: under torchrun every rank shares this stderr, and print's separate
+        # newline write lets two ranks' lines run together.
+        sys.stderr.write(f"error: {err}\n")
+        sys.stderr.flush()
         return 1
     except Preempted as err:
         print(str(err), file=sys.stderr, flush=True)

@@ -22,11 +22,12 @@ from trainers.common.config import from_dict, to_dict
 from trainers.common.optim import build_optimizer, build_scheduler
 from trainers.common.packing import IGNORE
 from trainers.common.preemption import Preempted, StopFlag
+from trainers.common.records import DataError
 from trainers.common.tracking import start_tracker
 from trainers.vlm import evaluate, outputs, state
 from trainers.vlm.batches import StepBatches, eval_loader
 from trainers.vlm.config import VLMConfig
-from trainers.vlm.data import VLMData, check_batch_errors, load_data, load_records, make_tokenizer
+from trainers.vlm.data import VLMData, load_data, load_records, make_tokenizer
 from trainers.vlm.images import ImageSpec
 from trainers.vlm.model import add_lora, build_model, count_by_part, num_image_tokens
 
@@ -204,14 +205,17 @@ def _stop_requested(stop: StopFlag, dist: distributed.Dist) -> bool:
 
 def _train_step(run: Run) -> dict:
     micro_batches = run.batches.for_step(run.step)
-    skipped = sum(check_batch_errors(b, on_bad=run.cfg.data.on_bad_record) for b in micro_batches)
+    errors = [e for b in micro_batches for e in b.errors]
     local = [
         sum(int((b.targets != IGNORE).sum()) for b in micro_batches),
         sum(b.num_tokens for b in micro_batches),
         sum(b.num_images for b in micro_batches),
-        skipped,
+        len(errors),
     ]
     num_targets, tokens, images, skipped = distributed.all_reduce_sums(local, run.dist)
+    if skipped and run.cfg.data.on_bad_record == "error":
+        # Every rank stops here together, rather than the others waiting on a dead peer.
+        raise DataError(errors[0] if errors else "stopped: another rank read an unreadable image")
     # Normalise by the global batch's target count so any split over ranks and micro-steps
     # yields the same gradient (DDP averages over ranks, hence the world-size factor).
     scale = run.dist.world_size / max(1.0, num_targets)

@@ -135,3 +135,21 @@ def test_two_processes_with_no_sync_accumulation_and_a_trained_tower_match_one(
     assert all(not torch.equal(ddp[n], frozen[n]) for n in moved if n.endswith("weight"))
     assert all(torch.equal(ddp[n], frozen[n]) for n in kept)
     assert ddp_meta["parameters"]["vision"] > 0
+
+
+def test_an_unreadable_image_on_one_rank_stops_every_rank_with_one_line(tmp_path):
+    from trainers.vlm.synthetic import shapes_records
+
+    records = shapes_records(48, seed=1)
+    records[10]["image"] = {"b64": "bm90IGFuIGltYWdl"}  # "not an image"
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    extra = ["--data", str(data), "--set", "data.eval_fraction=0.2", *NO_ACCUMULATION[1]]
+    args = _args(tmp_path, extra)
+    done = run_trainer(args, env=ddp_env(), module="trainers.vlm")
+
+    assert done.returncode != 0
+    assert f"error: {data}:11: image bytes are not a decodable image" in done.stderr
+    assert "error: stopped: another rank read an unreadable image" in done.stderr
+    # Both ranks left through the same step's check: neither died waiting on the other.
+    assert "Connection closed by peer" not in done.stderr
