@@ -135,8 +135,3 @@ class VLMConfig:
             self.vision.feature_layer,
             "use -1 or -2 with a pretrained tower",
         )
-
-    @property
-    def num_image_tokens(self) -> int:
-        """Image placeholder tokens per example for a scratch tower (one per patch)."""
-        return (self.vision.image_size // self.vision.patch_size) ** 2

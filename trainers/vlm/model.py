@@ -19,7 +19,6 @@ from trainers.vlm.config import IMAGE_TOKEN, VisionConfig, VLMConfig
 from trainers.vlm.images import SIGLIP_MEAN, SIGLIP_STD, ImageSpec
 
 PROCESSOR_FILE = "preprocessor_config.json"
-PARTS = ("vision", "projector", "language")
 
 
 @dataclass
@@ -34,10 +33,10 @@ class Loaded:
 
 
 def num_image_tokens(model) -> int:
+    """Placeholder tokens per image: one per patch. (CLIP's class token is dropped again by
+    LLaVA's "default" feature selection, so it never reaches the language model.)"""
     vision = model.config.vision_config
-    patches = (vision.image_size // vision.patch_size) ** 2
-    # CLIP prepends a class token; LLaVA's "default" strategy drops it again.
-    return patches
+    return (vision.image_size // vision.patch_size) ** 2
 
 
 def build_vision_tower(cfg: VisionConfig):
@@ -81,7 +80,11 @@ def _image_spec(source: str, size: int) -> ImageSpec:
         path = hf_hub_download(source, PROCESSOR_FILE)
     with open(path) as f:
         spec = ImageSpec.from_dict(json.load(f))
-    assert spec.size == size, f"{source}: processor size {spec.size} != tower size {size}"
+    if spec.size != size:
+        raise ValueError(
+            f"vision.source={source!r}: its image processor resizes to {spec.size} px but the "
+            f"tower takes {size} px"
+        )
     return spec
 
 
