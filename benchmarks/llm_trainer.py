@@ -61,9 +61,9 @@ from transformers import (  # noqa: E402
     TrainingArguments,
 )
 
+from trainers.common import training  # noqa: E402
 from trainers.common.batches import global_batch_rows  # noqa: E402
 from trainers.common.config import apply_overrides  # noqa: E402
-from trainers.common.optim import build_optimizer, build_scheduler  # noqa: E402
 from trainers.common.packing import IGNORE, Packed, fit_length  # noqa: E402
 from trainers.llm.chat import tokenize_record  # noqa: E402
 from trainers.llm.config import LLMConfig  # noqa: E402
@@ -293,26 +293,12 @@ def run_hf(
         data_collator=collator,
         train_dataset=features,
         callbacks=[ClockCallback(clock)],
-        optimizers=_liftoff_optimizer(model, cfg),
+        # liftoff's own AdamW (decay on matrices only) and schedule, so updates match exactly.
+        optimizers=training.build_optimization(model, cfg),
     )
     started = time.perf_counter()
     trainer.train()
     return _hf_result(side, trainer, clock, total=time.perf_counter() - started, warmup=warmup)
-
-
-def _liftoff_optimizer(model, cfg: LLMConfig) -> tuple:
-    """liftoff's own AdamW (decay on matrices only) and schedule, so updates match exactly."""
-    opt = cfg.optim
-    optimizer = build_optimizer(
-        model, lr=opt.lr, weight_decay=opt.weight_decay, betas=(opt.beta1, opt.beta2), eps=opt.eps
-    )
-    scheduler = build_scheduler(
-        optimizer,
-        warmup_steps=opt.warmup_steps,
-        max_steps=cfg.train.max_steps,
-        min_ratio=opt.min_lr_ratio,
-    )
-    return optimizer, scheduler
 
 
 def _training_args(cfg: LLMConfig, *, batch_size: int, output_dir: Path) -> TrainingArguments:

@@ -221,7 +221,7 @@ def _print_summary(result) -> None:
         pairs = zip(
             result.deploy_check["instances"], result.deploy_check["predictions"], strict=True
         )
-        from serving.vision import brief
+        from serving.local import brief
 
         print("  deploy check: healthy; " + "; ".join(f"{brief(i)} -> {p!r}" for i, p in pairs))
     for path in result.wandb_dirs:

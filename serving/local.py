@@ -173,3 +173,12 @@ def _free_port() -> int:
 
 def _code_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(serving.__file__)))
+
+
+def brief(instance: object) -> str:
+    """An instance for a log line: inline image bytes shown by size, not as base64. (Here, not
+    in serving.vision: printing a summary must not import torch.)"""
+    if isinstance(instance, dict) and isinstance(instance.get("image"), dict):
+        b64 = instance["image"].get("b64", "")
+        instance = {**instance, "image": f"<image, {len(b64) * 3 // 4} bytes>"}
+    return repr(instance)

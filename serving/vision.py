@@ -8,58 +8,58 @@ The model directory is what `python -m trainers.vlm` writes (an HF Llava directo
 `preprocessor_config.json`). An instance is `{"image": IMAGE, "prompt": str}` where IMAGE is
 `{"b64": base64 bytes}` or a `gs://` URI read with the server's own credentials. Local paths are
 refused: a client must not make the server read its own files. Each image is decoded and resized
-exactly as in training. Bad instances raise ValueError with a one-line message.
+exactly as in training, once, when the request is read. Bad instances raise ValueError with a
+one-line message.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from serving.predictor import Generation, parse_parameters
+
+if TYPE_CHECKING:
+    import torch
+
+    from trainers.vlm.images import ImageSpec
 
 
 @dataclass(frozen=True)
 class ImageQuestion:
-    image: bytes
+    pixels: torch.Tensor  # decoded and resized as in training
     prompt: str
 
 
-def parse_instances(instances: object) -> list[ImageQuestion]:
+def parse_instances(instances: object, spec: ImageSpec) -> list[ImageQuestion]:
     if not isinstance(instances, list) or not instances:
         raise ValueError("instances must be a non-empty list")
-    return [_instance(f"instances[{i}]", item) for i, item in enumerate(instances)]
+    return [_instance(f"instances[{i}]", item, spec) for i, item in enumerate(instances)]
 
 
-def _instance(where: str, item: object) -> ImageQuestion:
+def _instance(where: str, item: object, spec: ImageSpec) -> ImageQuestion:
     if not isinstance(item, dict) or sorted(item) != ["image", "prompt"]:
         raise ValueError(
             f"{where} must be {{'image': {{'b64': ...}} or 'gs://...', 'prompt': str}}"
         )
     if not isinstance(item["prompt"], str) or not item["prompt"].strip():
         raise ValueError(f"{where}.prompt must be a non-empty string")
-    return ImageQuestion(image=_image_bytes(f"{where}.image", item["image"]), prompt=item["prompt"])
-
-
-def _image_bytes(where: str, value: object) -> bytes:
-    from trainers.vlm.images import (
-        SIGLIP_MEAN,
-        SIGLIP_STD,
-        ImageError,
-        ImageSpec,
-        decode,
-        read_image_bytes,
+    return ImageQuestion(
+        pixels=_pixels(f"{where}.image", item["image"], spec), prompt=item["prompt"]
     )
+
+
+def _pixels(where: str, value: object, spec: ImageSpec) -> torch.Tensor:
+    from trainers.vlm.images import ImageError, decode, read_image_bytes
 
     remote = isinstance(value, str) and value.startswith("gs://")
     inline = isinstance(value, dict) and list(value) == ["b64"]
     if not (remote or inline):
         raise ValueError(f"{where} must be {{'b64': base64 image bytes}} or a gs:// URI")
     try:
-        data = read_image_bytes(value, base_dir="/")
-        decode(data, ImageSpec(size=8, mean=SIGLIP_MEAN, std=SIGLIP_STD))  # refuse it now: 400
+        return decode(read_image_bytes(value, base_dir="/"), spec)
     except ImageError as err:
         raise ValueError(f"{where}: {err}") from None
-    return data
 
 
 class VisionPredictor:
@@ -77,19 +77,20 @@ class VisionPredictor:
 
         return cls(load_trained(uri, device=device), model_dir=uri)
 
-    parse_instances = staticmethod(parse_instances)
+    def parse_instances(self, instances: object) -> list[ImageQuestion]:
+        """Validated instances, each image decoded (once) with the model's image spec."""
+        return parse_instances(instances, self.loaded.image)
 
     def predict(self, instances: object, parameters: object = None) -> list[str]:
-        return self.generate(parse_instances(instances), parse_parameters(parameters))
+        return self.generate(self.parse_instances(instances), parse_parameters(parameters))
 
     def generate(self, items: list[ImageQuestion], params: Generation) -> list[str]:
         import torch
 
         from trainers.vlm.evaluate import generate_answers
-        from trainers.vlm.images import decode
 
         loaded = self.loaded
-        pixels = torch.stack([decode(item.image, loaded.image) for item in items])
+        pixels = torch.stack([item.pixels for item in items])
         self.num_batches += 1
         return generate_answers(
             loaded.model,
@@ -102,11 +103,3 @@ class VisionPredictor:
             temperature=params.temperature,
             top_p=params.top_p,
         )
-
-
-def brief(instance: object) -> str:
-    """An instance for a log line: inline image bytes shown by size, not as base64."""
-    if isinstance(instance, dict) and isinstance(instance.get("image"), dict):
-        b64 = instance["image"].get("b64", "")
-        instance = {**instance, "image": f"<image, {len(b64) * 3 // 4} bytes>"}
-    return repr(instance)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import time
 
-from serving.local import LocalServer
+from serving.local import LocalServer, brief
 from serving.registry import LocalRegistry
-from serving.vision import brief
 
 
 def deploy_local(

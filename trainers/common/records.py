@@ -60,6 +60,13 @@ def _bytes_digest(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def is_eval(record: dict, fraction: float) -> bool:
+    """Split by content hash, so a record lands on the same side on every run and machine."""
+    key = json.dumps(record, sort_keys=True, default=_bytes_digest)
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
 def fingerprint(records: list[dict]) -> str:
     """A content hash of the records in order, stable across file formats."""
     digest = hashlib.sha256()

@@ -6,13 +6,11 @@ data.train.input_ids.shape  # [rows, seq_len]
 
 from __future__ import annotations
 
-import hashlib
-import json
 import tempfile
 from dataclasses import dataclass
 
 from trainers.common.packing import Packed, pack
-from trainers.common.records import fingerprint, read_records
+from trainers.common.records import fingerprint, is_eval, read_records
 from trainers.llm import prepared
 from trainers.llm.chat import check_record, tokenize_record
 from trainers.llm.config import LLMConfig
@@ -29,12 +27,6 @@ class LLMData:
     eval_records: list[dict]  # for generation-based metrics
     fingerprint: str
     skipped_records: int
-
-
-def is_eval(record: dict, fraction: float) -> bool:
-    """Split by content hash, so a record lands on the same side on every run and machine."""
-    digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
 def load_records(cfg: LLMConfig) -> tuple[list[dict], list[dict], int]:

@@ -69,11 +69,7 @@ def generate(
     model.eval()
     tokenizer.padding_side = "left"
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    sampling = (
-        {"do_sample": True, "temperature": temperature, "top_p": top_p}
-        if temperature > 0
-        else {"do_sample": False}
-    )
+    sampling = sampling_kwargs(temperature=temperature, top_p=top_p)
     out = model.generate(
         **batch.to(device),
         max_new_tokens=max_new_tokens,
@@ -85,6 +81,13 @@ def generate(
     model.train(was_training)
     new_tokens = out[:, batch["input_ids"].shape[1] :]
     return tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+
+def sampling_kwargs(*, temperature: float, top_p: float) -> dict:
+    """`generate` arguments: greedy at temperature 0, else nucleus sampling."""
+    if temperature > 0:
+        return {"do_sample": True, "temperature": temperature, "top_p": top_p}
+    return {"do_sample": False}
 
 
 def exact_match(

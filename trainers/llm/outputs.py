@@ -40,7 +40,7 @@ def save_model(run, meta: dict) -> str:
     with tempfile.TemporaryDirectory(prefix="liftoff-model-") as local:
         _write_model_dir(run, local, meta)
         storage.upload_dir(local, out)
-    _log_artifacts(run, out, meta)
+    log_artifacts(run, out, meta)
     print(f"model written to {out}", flush=True)
     return out
 
@@ -56,7 +56,9 @@ def _write_model_dir(run, local: str, meta: dict) -> None:
         json.dump(meta, f, indent=2, sort_keys=True)
 
 
-def _log_artifacts(run, out: str, meta: dict) -> None:
+def log_artifacts(run, out: str, meta: dict) -> None:
+    """The training records as the used dataset artifact, the model directory as the logged
+    model artifact (any trainer's run: cfg.data.train, data.train_records, tracker)."""
     dataset = meta["dataset"]
     with tempfile.TemporaryDirectory(prefix="liftoff-data-") as local:
         uri = run.cfg.data.train or _write_records(run.data.train_records, local)

@@ -16,12 +16,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from trainers.common import checkpoint, distributed, speed
+from trainers.common import distributed, speed, training
 from trainers.common.batches import global_batch_rows, rank_micro_batches
-from trainers.common.config import from_dict, to_dict
-from trainers.common.optim import build_optimizer, build_scheduler
 from trainers.common.preemption import Preempted, StopFlag
-from trainers.common.tracking import start_tracker
 from trainers.llm import evaluate, outputs
 from trainers.llm.config import LLMConfig
 from trainers.llm.data import LLMData, load_data
@@ -55,38 +52,14 @@ class Run:
 
 def train(cfg: LLMConfig, *, callbacks: Sequence[StepCallback] = ()) -> dict:
     """Train, save the model and metadata, and return the metadata (on every rank)."""
-    dist = distributed.init()
-    stop = StopFlag().install()
-    tracker = start_tracker(
-        enabled=dist.is_main and cfg.wandb.enabled,
-        project=cfg.wandb.project,
-        config=to_dict(cfg),
-        job_type="train",
-        wandb_secret=cfg.wandb.secret or None,
-    )
-    try:
-        cfg = _agree_on_config(from_dict(LLMConfig, tracker.run_config()), dist)
+
+    def body(cfg: LLMConfig, dist: distributed.Dist, tracker, stop: StopFlag) -> dict:
         run = _build_run(cfg, dist, tracker)
         _resume_or_start(run)
         _loop(run, stop, callbacks)
-        metadata = _finish(run)
-    except Preempted:
-        tracker.finish(exit_code=1)
-        raise
-    tracker.finish()
-    distributed.shutdown(dist)
-    return metadata
+        return _finish(run)
 
-
-def _agree_on_config(cfg: LLMConfig, dist: distributed.Dist) -> LLMConfig:
-    """Rank 0's config (with any W&B Launch overrides) is everyone's."""
-    if dist.world_size == 1:
-        return cfg
-    import torch.distributed as tdist
-
-    box = [to_dict(cfg)]
-    tdist.broadcast_object_list(box, src=0)
-    return from_dict(LLMConfig, box[0])
+    return training.supervise(cfg, body)
 
 
 def _build_run(cfg: LLMConfig, dist: distributed.Dist, tracker) -> Run:
@@ -98,19 +71,7 @@ def _build_run(cfg: LLMConfig, dist: distributed.Dist, tracker) -> Run:
     if cfg.lora.enabled:
         model = add_lora(model, cfg.lora)
     model.to(dist.device).train()
-    optimizer = build_optimizer(
-        model,
-        lr=cfg.optim.lr,
-        weight_decay=cfg.optim.weight_decay,
-        betas=(cfg.optim.beta1, cfg.optim.beta2),
-        eps=cfg.optim.eps,
-    )
-    scheduler = build_scheduler(
-        optimizer,
-        warmup_steps=cfg.optim.warmup_steps,
-        max_steps=cfg.train.max_steps,
-        min_ratio=cfg.optim.min_lr_ratio,
-    )
+    optimizer, scheduler = training.build_optimization(model, cfg)
     num_params, num_trainable = count_parameters(model)
     base = model.config
     flops = speed.flops_per_token(
@@ -152,18 +113,16 @@ def _engine(model, cfg: LLMConfig, dist: distributed.Dist):
 
 
 def _resume_or_start(run: Run) -> None:
-    path = checkpoint.latest_committed(run.cfg.checkpoint.dir)
-    if path is None:
+    found = training.load_checkpoint(run.cfg, run.dist)
+    if found is None:
         _log_exact_match(run, key="eval/exact_match")  # the untrained baseline
         return
-    shared, mine = checkpoint.load(path, rank=run.dist.rank)
+    path, shared = found
     run.model.load_state_dict(shared["model"])
     run.optimizer.load_state_dict(shared["optimizer"])
     run.scheduler.load_state_dict(shared["scheduler"])
     run.step, run.tokens_seen = shared["step"], shared["tokens_seen"]
     run.history = shared.get("history", {})
-    if mine is not None:
-        checkpoint.restore_rng(mine["rng"])
     print(f"resumed from {path} at step {run.step}", flush=True)
 
 
@@ -177,17 +136,7 @@ def _save(run: Run) -> str:
         "samples_seen": run.step * run.cfg.train.global_batch_size,
         "history": run.history,
     }
-    path = checkpoint.save(
-        run.cfg.checkpoint.dir,
-        run.step,
-        shared,
-        {"rng": checkpoint.capture_rng()},
-        dist=run.dist,
-        keep_last=run.cfg.checkpoint.keep_last,
-    )
-    if run.dist.is_main:
-        print(f"checkpoint committed: {path}", flush=True)
-    return path
+    return training.save_checkpoint(run.cfg, run.dist, step=run.step, shared=shared)
 
 
 def _loop(run: Run, stop: StopFlag, callbacks: Sequence[StepCallback]) -> None:
@@ -211,14 +160,9 @@ def _loop(run: Run, stop: StopFlag, callbacks: Sequence[StepCallback]) -> None:
             _save(run)
         for callback in callbacks:
             callback(run.step)
-        if _stop_requested(stop, run.dist):
+        if training.stop_requested(stop, run.dist):
             _save(run)
             raise Preempted(f"stopped by SIGTERM after step {run.step}; checkpoint committed")
-
-
-def _stop_requested(stop: StopFlag, dist: distributed.Dist) -> bool:
-    # Any rank's SIGTERM stops all of them at the same step.
-    return distributed.all_reduce_sum(float(stop.requested), dist) > 0
 
 
 def _train_step(run: Run) -> dict:
@@ -239,7 +183,7 @@ def _train_step(run: Run) -> dict:
     loss_sum = 0.0
     for i, micro in enumerate(micro_batches):
         loss_sum += _micro_step(run, micro, scale, sync=i == len(micro_batches) - 1)
-    grad_norm = _clip(run)
+    grad_norm = training.clip_trainable(run.model, run.cfg.optim.grad_clip)
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
@@ -263,12 +207,6 @@ def _micro_step(run: Run, rows: list[int], scale: float, *, sync: bool) -> float
             loss = evaluate.token_loss_sum(run.engine, ids, pos, tgt)
         (loss * scale).backward()
     return float(loss.detach())
-
-
-def _clip(run: Run) -> float:
-    params = [p for p in run.model.parameters() if p.requires_grad]
-    max_norm = run.cfg.optim.grad_clip or float("inf")
-    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
 
 
 def _log_train(run: Run, window: dict, *, grad_norm: float) -> None:

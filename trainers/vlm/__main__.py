@@ -16,78 +16,49 @@ URI or inline bytes. Every config field can be set with --set section.field=valu
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
+from trainers.common import entrypoint
 from trainers.common.records import DataError
 
 
 def parser() -> argparse.ArgumentParser:
-    from trainers.llm.__main__ import parser as llm_parser
-
-    p = llm_parser()
-    p.prog = "python -m trainers.vlm"
-    p.description = __doc__
-    for action in p._actions:  # same flags as trainers.llm; presets and data differ
-        if action.dest == "preset":
-            action.help = (
-                "debug | siglip-so400m-llama-3.2-1b | siglip-so400m-qwen2.5-1.5b | "
-                "clip-l336-qwen2.5-7b-lora (default: debug)"
-            )
-        elif action.dest == "data":
-            action.help = "image-text records: JSONL or Parquet, local, gs:// or /gcs/"
-        elif action.dest == "lora":
-            action.help = "train LoRA adapters on the language model instead of all its weights"
-    return p
+    return entrypoint.trainer_parser(
+        prog="python -m trainers.vlm",
+        description=__doc__,
+        presets="debug | siglip-so400m-llama-3.2-1b | siglip-so400m-qwen2.5-1.5b | "
+        "clip-l336-qwen2.5-7b-lora",
+        data_help="image-text records: JSONL or Parquet, local, gs:// or /gcs/",
+        lora_help="train LoRA adapters on the language model instead of all its weights",
+    )
 
 
 def resolve_config(args: argparse.Namespace):
     """The preset, then the flags, then --set overrides, validated."""
-    from trainers.common.config import apply_overrides
     from trainers.vlm.presets import get_preset
 
-    flags = {
-        "data.train": args.data,
-        "data.eval": args.eval_data,
-        "output_dir": args.output_dir or os.environ.get("AIP_MODEL_DIR") or "./outputs/model",
-        "checkpoint.dir": args.checkpoint_dir
-        or os.environ.get("AIP_CHECKPOINT_DIR")
-        or "./outputs/checkpoints",
-        "train.max_steps": args.max_steps,
-        "train.seed": args.seed,
-        "lora.enabled": True if args.lora else None,
-        "wandb.project": args.wandb_project,
-        "wandb.secret": args.wandb_secret,
-    }
-    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
-    return apply_overrides(get_preset(args.preset), overrides + args.set)
+    return entrypoint.resolve_config(args, get_preset)
+
+
+def _train(cfg, *, callbacks):
+    from trainers.vlm.train import train  # torch and transformers: not for --help
+
+    return train(cfg, callbacks=callbacks)
 
 
 def main(argv: list[str] | None = None, *, callbacks=()) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parser().parse_args(argv)
-    try:
-        cfg = resolve_config(args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    from trainers.common.distributed import relaunch_under_torchrun
-    from trainers.common.preemption import PREEMPTED_EXIT_CODE, Preempted
-    from trainers.vlm.train import train
+    from trainers.vlm.presets import get_preset
 
-    relaunch_under_torchrun("trainers.vlm", argv)
-    try:
-        train(cfg, callbacks=callbacks)
-    except (DataError, ValueError) as err:
-        # One write: under torchrun every rank shares this stderr, and print's separate
-        # newline write lets two ranks' lines run together.
-        sys.stderr.write(f"error: {err}\n")
-        sys.stderr.flush()
-        return 1
-    except Preempted as err:
-        print(str(err), file=sys.stderr, flush=True)
-        return PREEMPTED_EXIT_CODE
-    return 0
+    # A ValueError found while training (a batch larger than the data) is the user's too.
+    return entrypoint.run(
+        "trainers.vlm",
+        argv,
+        parser=parser(),
+        get_preset=get_preset,
+        train=_train,
+        callbacks=callbacks,
+        data_errors=(DataError, ValueError),
+    )
 
 
 if __name__ == "__main__":

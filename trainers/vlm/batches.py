@@ -18,7 +18,7 @@ from trainers.common.distributed import Dist
 from trainers.common.records import DataError
 from trainers.vlm.config import VLMConfig
 from trainers.vlm.data import Batch, VLMData, base_dir, make_loader
-from trainers.vlm.images import ImageError, ImageSpec, load_pixels
+from trainers.vlm.images import ImageError, ImageSpec, decode, read_image_bytes
 from trainers.vlm.sampler import ResumableSampler, position, steps_per_epoch
 
 
@@ -96,6 +96,7 @@ class VQAItem(NamedTuple):
     pixels: torch.Tensor
     record: dict
     where: str
+    image: bytes  # the encoded image, as read (for sample tables)
 
 
 def vqa_items(
@@ -108,13 +109,14 @@ def vqa_items(
         if "question" not in record:
             continue
         try:
-            pixels = load_pixels(record["image"], base_dir=base_dir(where), spec=spec)
+            image = read_image_bytes(record["image"], base_dir=base_dir(where))
+            pixels = decode(image, spec)
         except ImageError as err:
             if on_bad != "skip":
                 raise DataError(f"{where}: {err}") from None
             skipped += 1
             continue
-        items.append(VQAItem(pixels, record, where))
+        items.append(VQAItem(pixels, record, where, image))
         if limit and len(items) >= limit:
             break
     return items, skipped

@@ -13,7 +13,6 @@ are counted as they happen.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import posixpath
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import torch
 
 from trainers.common import storage
 from trainers.common.packing import IGNORE
-from trainers.common.records import DataError, fingerprint, read_located_records, record_key
+from trainers.common.records import DataError, fingerprint, is_eval, read_located_records
 from trainers.llm.tokenizer import load_tokenizer, train_tokenizer
 from trainers.vlm import examples as ex
 from trainers.vlm.config import IMAGE_TOKEN, VLMConfig
@@ -69,12 +68,6 @@ class Batch:
         for name in ("input_ids", "attention_mask", "targets", "pixel_values", "readable"):
             setattr(self, name, getattr(self, name).pin_memory())
         return self
-
-
-def is_eval(record: dict, fraction: float) -> bool:
-    """Split by content hash, so a record lands on the same side on every run and machine."""
-    digest = hashlib.sha256(record_key(record).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
 def records_uri(uri: str) -> str:

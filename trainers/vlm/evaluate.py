@@ -7,13 +7,13 @@ pipeline's evaluate step.
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 
 import torch
 import torch.nn.functional as F
 
 from trainers.common.packing import IGNORE
+from trainers.llm.evaluate import sampling_kwargs
 from trainers.vlm import examples as ex
 
 
@@ -76,11 +76,7 @@ def generate_answers(
     for row, prompt in enumerate(prompts):  # left-padded, so every answer starts at `length`
         ids[row, length - len(prompt) :] = torch.tensor(prompt)
         mask[row, length - len(prompt) :] = 1
-    sampling = (
-        {"do_sample": True, "temperature": temperature, "top_p": top_p}
-        if temperature > 0
-        else {"do_sample": False}
-    )
+    sampling = sampling_kwargs(temperature=temperature, top_p=top_p)
     out = model.generate(
         input_ids=ids.to(device),
         attention_mask=mask.to(device),
@@ -143,10 +139,6 @@ def chance_exact_match(train_records: list[dict], eval_records: list[dict]) -> f
     return hits / len(vqa) if vqa else 0.0
 
 
-def perplexity(loss: float) -> float:
-    return math.exp(min(loss, 50.0))
-
-
 def evaluate_model(
     model_uri: str,
     records_uri: str,
@@ -161,8 +153,7 @@ def evaluate_model(
     up to `max_examples` questions, token loss on VQA answers and on captions (all of them),
     the question-prior chance level when the training records are given, and the samples."""
     from trainers.vlm.batches import vqa_items
-    from trainers.vlm.data import base_dir, read
-    from trainers.vlm.images import read_image_bytes
+    from trainers.vlm.data import read
     from trainers.vlm.model import load_trained
 
     loaded = load_trained(model_uri)
@@ -189,7 +180,7 @@ def evaluate_model(
         train = [r for _, r in read(train_records_uri, on_bad="skip")[0]]
         metrics["chance_exact_match"] = chance_exact_match(train, records)
     for sample, item in zip(samples, items, strict=True):
-        sample["image"] = read_image_bytes(item.record["image"], base_dir=base_dir(item.where))
+        sample["image"] = item.image
     return {"metrics": metrics, "samples": samples}
 
 

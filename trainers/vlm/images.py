@@ -175,6 +175,11 @@ def _open_rgb(data: bytes) -> Image.Image:
     return Image.alpha_composite(background, rgba).convert("RGB")
 
 
+def verify(data: bytes) -> None:
+    """Raise ImageError unless `data` decodes completely as an image."""
+    _open_rgb(data)
+
+
 def decode(data: bytes, spec: ImageSpec) -> torch.Tensor:
     """Encoded image bytes to a float32 [3, size, size] tensor, rescaled to [0, 1], normalised."""
     import torch

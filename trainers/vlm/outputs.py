@@ -12,7 +12,7 @@ import tempfile
 
 from trainers.common import storage
 from trainers.common.config import to_dict
-from trainers.llm.outputs import METADATA_FILE
+from trainers.llm.outputs import METADATA_FILE, log_artifacts
 from trainers.vlm.model import PROCESSOR_FILE
 
 # The image processor class whose preprocessing matches trainers.vlm.images.decode.
@@ -46,7 +46,7 @@ def save_model(run, meta: dict) -> str:
     with tempfile.TemporaryDirectory(prefix="liftoff-model-") as local:
         write_model_dir(run, local, meta)
         storage.upload_dir(local, out)
-    _log_artifacts(run, out, meta)
+    log_artifacts(run, out, meta)
     print(f"model written to {out}", flush=True)
     return out
 
@@ -63,27 +63,3 @@ def write_model_dir(run, local: str, meta: dict) -> None:
         json.dump(processor, f, indent=2, sort_keys=True)
     with open(os.path.join(local, METADATA_FILE), "w") as f:
         json.dump(meta, f, indent=2, sort_keys=True)
-
-
-def _log_artifacts(run, out: str, meta: dict) -> None:
-    dataset = meta["dataset"]
-    with tempfile.TemporaryDirectory(prefix="liftoff-data-") as local:
-        uri = run.cfg.data.train or _write_records(run.data.train_records, local)
-        run.tracker.use_artifact(
-            name=f"dataset-{dataset['fingerprint']}", type="dataset", uri=uri, metadata=dataset
-        )
-    run.tracker.log_artifact(
-        name=f"model-{run.cfg.preset.replace('/', '-')}",
-        type="model",
-        uri=out,
-        metadata={"steps": meta["steps"], **meta["final"]},
-        aliases=["latest"],
-    )
-
-
-def _write_records(records: list[dict], directory: str) -> str:
-    """Generated (synthetic) records as a JSONL file, so the dataset artifact holds them."""
-    path = os.path.join(directory, "train.jsonl")
-    with open(path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in records)
-    return path

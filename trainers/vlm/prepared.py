@@ -23,21 +23,13 @@ from trainers.llm.prepared import dedupe
 from trainers.vlm.config import VLMConfig
 from trainers.vlm.data import base_dir
 from trainers.vlm.examples import is_vqa
-from trainers.vlm.images import (
-    SIGLIP_MEAN,
-    SIGLIP_STD,
-    ImageError,
-    ImageSpec,
-    decode,
-    read_image_bytes,
-)
+from trainers.vlm.images import ImageError, read_image_bytes, verify
 
 FORMAT = "liftoff-image-text-v1"
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
 IMAGES = "images"
 READERS = 16  # images are read concurrently: from gs:// each read is a round trip
-_VERIFY = ImageSpec(size=16, mean=SIGLIP_MEAN, std=SIGLIP_STD)  # decoding is the check
 
 
 def prepare(cfg: VLMConfig, *, train_dir: str, eval_dir: str) -> dict:
@@ -88,7 +80,7 @@ def _store_image(item: tuple[str, dict], local: str, cfg: VLMConfig) -> tuple[di
     where, record = item
     try:
         data = read_image_bytes(record["image"], base_dir=base_dir(where))
-        decode(data, _VERIFY)  # the whole file decodes: truncated images fail here
+        verify(data)  # the whole file decodes: truncated images fail here
     except ImageError as err:
         return record, f"{where}: {err}"
     name = f"{IMAGES}/{hashlib.sha256(data).hexdigest()[:32]}"

@@ -1,11 +1,11 @@
 """Checkpoints of a VLM run: the trained weights, optimizer, scheduler, progress and per-rank
-RNG states, committed through trainers.common.checkpoint; and loading them back for an exact
+RNG states, committed through trainers.common.training; and loading them back for an exact
 resume. Frozen weights are not saved: they are rebuilt identically from the source and seed.
 """
 
 from __future__ import annotations
 
-from trainers.common import checkpoint
+from trainers.common import training
 
 
 def trainable_state(model) -> dict:
@@ -26,18 +26,16 @@ def load_trainable_state(model, state: dict) -> None:
 
 def resume(run) -> None:
     """Load the newest committed checkpoint into `run`, if there is one."""
-    path = checkpoint.latest_committed(run.cfg.checkpoint.dir)
-    if path is None:
+    found = training.load_checkpoint(run.cfg, run.dist)
+    if found is None:
         return
-    shared, mine = checkpoint.load(path, rank=run.dist.rank)
+    path, shared = found
     load_trainable_state(run.model, shared["model"])
     run.optimizer.load_state_dict(shared["optimizer"])
     run.scheduler.load_state_dict(shared["scheduler"])
     run.step, run.tokens_seen = shared["step"], shared["tokens_seen"]
     run.images_seen, run.skipped_images = shared["images_seen"], shared["skipped_images"]
     run.history = shared.get("history", {})
-    if mine is not None:
-        checkpoint.restore_rng(mine["rng"])
     print(f"resumed from {path} at step {run.step}", flush=True)
 
 
@@ -54,14 +52,4 @@ def save(run) -> str:
         "samples_seen": run.step * run.cfg.train.global_batch_size,
         "history": run.history,
     }
-    path = checkpoint.save(
-        run.cfg.checkpoint.dir,
-        run.step,
-        shared,
-        {"rng": checkpoint.capture_rng()},
-        dist=run.dist,
-        keep_last=run.cfg.checkpoint.keep_last,
-    )
-    if run.dist.is_main:
-        print(f"checkpoint committed: {path}", flush=True)
-    return path
+    return training.save_checkpoint(run.cfg, run.dist, step=run.step, shared=shared)

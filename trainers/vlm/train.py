@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from trainers.common import distributed, speed
-from trainers.common.config import from_dict, to_dict
-from trainers.common.optim import build_optimizer, build_scheduler
+from trainers.common import distributed, speed, training
 from trainers.common.packing import IGNORE
 from trainers.common.preemption import Preempted, StopFlag
 from trainers.common.records import DataError
-from trainers.common.tracking import start_tracker
+from trainers.llm.evaluate import perplexity
 from trainers.vlm import evaluate, outputs, state
 from trainers.vlm.batches import StepBatches, eval_loader
 from trainers.vlm.config import VLMConfig
@@ -69,38 +67,14 @@ class Run:
 
 def train(cfg: VLMConfig, *, callbacks: Sequence[StepCallback] = ()) -> dict:
     """Train, save the model and metadata, and return the metadata (on every rank)."""
-    dist = distributed.init()
-    stop = StopFlag().install()
-    tracker = start_tracker(
-        enabled=dist.is_main and cfg.wandb.enabled,
-        project=cfg.wandb.project,
-        config=to_dict(cfg),
-        job_type="train",
-        wandb_secret=cfg.wandb.secret or None,
-    )
-    try:
-        cfg = _agree_on_config(from_dict(VLMConfig, tracker.run_config()), dist)
+
+    def body(cfg: VLMConfig, dist: distributed.Dist, tracker, stop: StopFlag) -> dict:
         run = _build_run(cfg, dist, tracker)
         state.resume(run)
         _loop(run, stop, callbacks)
-        metadata = _finish(run)
-    except Preempted:
-        tracker.finish(exit_code=1)
-        raise
-    tracker.finish()
-    distributed.shutdown(dist)
-    return metadata
+        return _finish(run)
 
-
-def _agree_on_config(cfg: VLMConfig, dist: distributed.Dist) -> VLMConfig:
-    """Rank 0's config (with any W&B Launch overrides) is everyone's."""
-    if dist.world_size == 1:
-        return cfg
-    import torch.distributed as tdist
-
-    box = [to_dict(cfg)]
-    tdist.broadcast_object_list(box, src=0)
-    return from_dict(VLMConfig, box[0])
+    return training.supervise(cfg, body)
 
 
 def _build_run(cfg: VLMConfig, dist: distributed.Dist, tracker) -> Run:
@@ -115,19 +89,7 @@ def _build_run(cfg: VLMConfig, dist: distributed.Dist, tracker) -> Run:
         model = add_lora(model, cfg)
     model.to(dist.device).train()
     data = load_data(cfg, tokenizer=tokenizer, num_image_tokens=image_tokens, records=records)
-    optimizer = build_optimizer(
-        model,
-        lr=cfg.optim.lr,
-        weight_decay=cfg.optim.weight_decay,
-        betas=(cfg.optim.beta1, cfg.optim.beta2),
-        eps=cfg.optim.eps,
-    )
-    scheduler = build_scheduler(
-        optimizer,
-        warmup_steps=cfg.optim.warmup_steps,
-        max_steps=cfg.train.max_steps,
-        min_ratio=cfg.optim.min_lr_ratio,
-    )
+    optimizer, scheduler = training.build_optimization(model, cfg)
     on_cuda = dist.device != "cpu"
     return Run(
         cfg=cfg,
@@ -192,15 +154,10 @@ def _loop(run: Run, stop: StopFlag, callbacks: Sequence[StepCallback]) -> None:
             state.save(run)
         for callback in callbacks:
             callback(run.step)
-        if _stop_requested(stop, run.dist):
+        if training.stop_requested(stop, run.dist):
             state.save(run)
             raise Preempted(f"stopped by SIGTERM after step {run.step}; checkpoint committed")
     run.batches.close()
-
-
-def _stop_requested(stop: StopFlag, dist: distributed.Dist) -> bool:
-    # Any rank's SIGTERM stops all of them at the same step.
-    return distributed.all_reduce_sum(float(stop.requested), dist) > 0
 
 
 def _train_step(run: Run) -> dict:
@@ -222,7 +179,7 @@ def _train_step(run: Run) -> dict:
     loss_sum = 0.0
     for i, batch in enumerate(micro_batches):
         loss_sum += _micro_step(run, batch, scale, sync=i == len(micro_batches) - 1)
-    grad_norm = _clip(run)
+    grad_norm = training.clip_trainable(run.model, run.cfg.optim.grad_clip)
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
@@ -243,12 +200,6 @@ def _micro_step(run: Run, batch, scale: float, *, sync: bool) -> float:
             loss, _ = evaluate.token_loss_sum(run.engine, batch, run.dist.device)
         (loss * scale).backward()
     return float(loss.detach())
-
-
-def _clip(run: Run) -> float:
-    params = [p for p in run.model.parameters() if p.requires_grad]
-    max_norm = run.cfg.optim.grad_clip or float("inf")
-    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
 
 
 def _flops(run: Run, *, tokens: int, images: int) -> float:
@@ -308,7 +259,7 @@ def _log_eval(run: Run) -> dict:
     )
     total, count, skipped = distributed.all_reduce_sums([total, count, skipped], dist)
     loss = total / max(1.0, count)
-    metrics = {"eval/loss": loss, "eval/perplexity": evaluate.perplexity(loss)}
+    metrics = {"eval/loss": loss, "eval/perplexity": perplexity(loss)}
     metrics["data/skipped_eval_images"] = skipped
     run.history.update(metrics)
     run.tracker.log(metrics, step=run.step)
