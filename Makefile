@@ -1,20 +1,24 @@
-# make install | make demo | make test | make bench | make bench-vlm | make lint
+# make install | make demo | make test | make bench | make bench-vlm | make lint | make lock
 # demo and test install what is missing first, so each works as the first command on a fresh machine.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# torch is pinned to the CPU wheel: any other spec pulls gigabytes of CUDA packages.
-TORCH := torch==2.13.0
+# Every direct and transitive version, for every extra: `make lock` writes it from pyproject.toml.
+LOCK := requirements.lock
+EXTRAS := train,pipelines,serve,launch,dev
+DOCKERFILES := trainers/Dockerfile serving/Dockerfile
 
-.PHONY: install demo test bench bench-vlm lint clean golden
+.PHONY: install demo test bench bench-vlm lint lock clean golden
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Everything comes from the lock. pip and setuptools first: the editable build runs without
+# build isolation, so it fetches no unpinned build backend. The lock's torch==2.13.0 resolves
+# to the local CPU wheel here (pip's find-links) and to PyPI's CUDA build in the trainer image.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -d $(VENV) || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[train,pipelines,serve,dev]' $(TORCH)
+	$(BIN)/python -m pip install -q -c $(LOCK) pip setuptools
+	$(BIN)/python -m pip install -q -c $(LOCK) --no-build-isolation -e '.[$(EXTRAS)]'
 	touch $@
 
 demo: install
@@ -32,6 +36,14 @@ bench-vlm: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint $(DOCKERFILES)
+
+# Linux x86_64, Python 3.11: where CI, Cloud Build and the images run. pip and setuptools are
+# locked too (the install above builds liftoff with them).
+lock: install
+	printf 'pip\nsetuptools>=77\n' | $(BIN)/uv pip compile pyproject.toml - --all-extras \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--custom-compile-command 'make lock' --quiet -o $(LOCK)
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

@@ -11,7 +11,13 @@ them, so `liftoff --help` answers at once.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+
+# Modules that add more subcommands: each has `register(command)`, where
+# `command(name, help, example)` returns the new subparser; a subparser sets its `handler`
+# (`parser.set_defaults(handler=...)`). They must import nothing heavy at module level.
+COMMAND_GROUPS: tuple = ()
 
 EXAMPLES = {
     "pipelines": "example:\n  liftoff pipelines",
@@ -32,12 +38,12 @@ EXAMPLES = {
 }
 
 
-def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
+def _command(sub, name: str, help: str, example: str | None = None) -> argparse.ArgumentParser:
     return sub.add_parser(
         name,
         help=help,
         description=help,
-        epilog=EXAMPLES[name],
+        epilog=example or EXAMPLES[name],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
@@ -101,14 +107,18 @@ def parser() -> argparse.ArgumentParser:
     models = _command(sub, "models", "list the local model registry")
     models.add_argument("--workdir", default=".liftoff")
     _command(sub, "hardware", "list the hardware profiles")
+    for group in COMMAND_GROUPS:
+        group.register(functools.partial(_command, sub))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from pipelines import commands
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        from pipelines import commands
 
-    handler = getattr(commands, args.command.replace("-", "_"))
+        handler = getattr(commands, args.command.replace("-", "_"))
     try:
         return handler(args)
     except ValueError as err:  # bad input: a usage error
