@@ -65,12 +65,12 @@ from trainers.common import training  # noqa: E402
 from trainers.common.batches import global_batch_rows  # noqa: E402
 from trainers.common.config import apply_overrides  # noqa: E402
 from trainers.common.packing import IGNORE, Packed, fit_length  # noqa: E402
-from trainers.llm.chat import tokenize_record  # noqa: E402
 from trainers.llm.config import LLMConfig  # noqa: E402
 from trainers.llm.data import load_data, load_records  # noqa: E402
-from trainers.llm.model import build_model  # noqa: E402
 from trainers.llm.presets import debug  # noqa: E402
 from trainers.llm.train import train  # noqa: E402
+from trainers.lm.chat import tokenize_record  # noqa: E402
+from trainers.lm.model import build_model  # noqa: E402
 
 NUM_RECORDS = 4000
 NUM_WORDS = 600  # a small vocabulary: the trained BPE learns most words whole or in two pieces

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from trainers.common.packing import IGNORE
-from trainers.llm.chat import render_prompt
+from trainers.lm.chat import render_prompt
 from trainers.vlm import examples as ex
 from trainers.vlm.config import IMAGE_TOKEN, VLMConfig
 from trainers.vlm.images import ImageSpec, read_image_bytes

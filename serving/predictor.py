@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from trainers.llm.chat import ROLES, ensure_chat_template, render_prompt
+from trainers.lm.chat import ROLES, ensure_chat_template, render_prompt
 
 MAX_NEW_TOKENS_LIMIT = 2048
 
@@ -124,7 +124,7 @@ class Predictor:
     @classmethod
     def load(cls, uri: str, *, device: str | None = None) -> Predictor:
         """The model at `uri`: a local, `gs://` or `/gcs/` directory; bf16 on CUDA."""
-        from trainers.llm.model import load_trained, trained_model_dir
+        from trainers.lm.model import load_trained, trained_model_dir
 
         model_dir = trained_model_dir(uri)
         model, tokenizer = load_trained(model_dir, device=device)
@@ -136,7 +136,7 @@ class Predictor:
 
     def generate(self, conversations: list[list[dict]], params: Generation) -> list[str]:
         """Completions of already-validated conversations (see `parse_instances`)."""
-        from trainers.llm.evaluate import generate
+        from trainers.lm.generation import generate
 
         prompts = [render_prompt(self.tokenizer, messages) for messages in conversations]
         self.num_batches += 1
@@ -153,7 +153,7 @@ class Predictor:
 
 def load_predictor(uri: str, *, device: str | None = None):
     """The predictor for the model at `uri`: a VLM (Llava directory) or a causal LM."""
-    from trainers.llm.model import local_source
+    from trainers.lm.model import local_source
     from trainers.vlm.model import is_vlm_dir
 
     if is_vlm_dir(local_source(uri)):

@@ -14,7 +14,8 @@ from components.common import use_run_group
 from trainers.common.tracking import start_tracker
 from trainers.llm import evaluate as llm_eval
 from trainers.llm import prepared
-from trainers.llm.model import load_trained
+from trainers.lm import loss as lm_loss
+from trainers.lm.model import load_trained
 
 # Higher is better for every gate metric, so the gate is always `value >= threshold`.
 GATE_METRICS = ("exact_match", "neg_eval_loss")
@@ -41,7 +42,7 @@ def evaluate(
     device = str(model.device)
     with tempfile.TemporaryDirectory(prefix="liftoff-eval-") as local:
         split = prepared.load(eval_dir, local_dir=local)
-    total, count = llm_eval.eval_loss(
+    total, count = lm_loss.eval_loss(
         model, split.packed, batch_size=8, max_batches=0, device=device, autocast=False
     )
     loss = total / max(1, count)
@@ -50,7 +51,7 @@ def evaluate(
     )
     metrics = {
         "eval_loss": loss,
-        "perplexity": llm_eval.perplexity(loss),
+        "perplexity": lm_loss.perplexity(loss),
         "exact_match": score,
         "eval_examples": float(min(max_examples, len(split.records))),
     }

@@ -20,11 +20,11 @@ import os
 import pytest
 
 from trainers.common.config import to_dict
-from trainers.llm.model import build_model
 from trainers.llm.outputs import METADATA_FILE
 from trainers.llm.presets import get_preset
 from trainers.llm.synthetic import arithmetic_records
-from trainers.llm.tokenizer import corpus_texts, train_tokenizer
+from trainers.lm.model import build_model
+from trainers.lm.tokenizer import corpus_texts, train_tokenizer
 
 NUM_LAYERS = 2
 # A default-initialised (std 0.02) model answers every prompt with the same newline; wider

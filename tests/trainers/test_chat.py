@@ -1,4 +1,4 @@
-"""trainers.llm.chat: record checks, the default chat template, and prompt masking with a BPE
+"""trainers.lm.chat: record checks, the default chat template, and prompt masking with a BPE
 tokenizer trained in-process.
 
 Run: `.venv/bin/pytest -q tests/trainers/test_chat.py`.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainers.llm.chat import (
+from trainers.lm.chat import (
     DEFAULT_CHAT_TEMPLATE,
     check_record,
     prompt_and_answer,
@@ -28,7 +28,7 @@ CONVERSATION = [
 
 @pytest.fixture(scope="module")
 def tok():
-    from trainers.llm.tokenizer import train_tokenizer
+    from trainers.lm.tokenizer import train_tokenizer
 
     texts = [
         SYSTEM,

@@ -53,7 +53,7 @@ def test_training_reads_and_writes_gcs(gcs_bucket, tmp_path):
     # The model directory round-trips into transformers from the bucket.
     from transformers import AutoModelForCausalLM
 
-    from trainers.llm.model import local_source
+    from trainers.lm.model import local_source
 
     model = AutoModelForCausalLM.from_pretrained(local_source(f"{root}/model"))
     assert model.config.hidden_size == meta["config"]["model"]["hidden_size"]

@@ -8,8 +8,8 @@ from safetensors.torch import load_file
 
 from tests.support.trainer_runs import TINY
 from trainers.llm.__main__ import parser, resolve_config
-from trainers.llm.model import add_lora, build_model, count_parameters
 from trainers.llm.train import train
+from trainers.lm.model import add_lora, build_model, count_parameters
 
 
 def test_only_adapters_are_trainable():

@@ -317,8 +317,8 @@ def test_without_position_reset_the_second_example_sees_the_first(tiny_llama):
 def test_project_model_builder_keeps_packed_examples_apart():
     # LlamaConfig defaults to use_cache=True, and transformers skips packed-sequence detection
     # whenever a cache exists; trainers/llm/model.py must keep turning the cache off.
-    from trainers.llm.config import ModelConfig
-    from trainers.llm.model import build_model
+    from trainers.lm.config import ModelConfig
+    from trainers.lm.model import build_model
 
     torch.manual_seed(0)
     cfg = ModelConfig(

@@ -1,5 +1,5 @@
 """trainers.common.records: JSONL/Parquet reading, one-line errors that name file and line, skip
-mode, directories and fingerprints. Records are checked with trainers.llm.chat.check_record.
+mode, directories and fingerprints. Records are checked with trainers.lm.chat.check_record.
 
 Run: `.venv/bin/pytest -q tests/trainers/test_records.py`.
 """
@@ -11,7 +11,7 @@ import json
 import pytest
 
 from trainers.common.records import DataError, fingerprint, read_records
-from trainers.llm.chat import check_record
+from trainers.lm.chat import check_record
 
 GOOD = [
     {"prompt": "what is 1+1?", "response": "2"},

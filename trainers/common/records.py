@@ -127,3 +127,14 @@ def _iter_parquet(path: str) -> Iterator[tuple[str, dict, str | None]]:
         raise DataError(f"{path}: not a readable Parquet file ({err})") from None
     for number, row in enumerate(rows, start=1):
         yield f"{path}: row {number}", row, None
+
+
+def dedupe(records: list[dict]) -> tuple[list[dict], int]:
+    """Records with exact duplicates removed (first occurrence kept), and how many went."""
+    seen, kept = set(), []
+    for record in records:
+        key = record_key(record)
+        if key not in seen:
+            seen.add(key)
+            kept.append(record)
+    return kept, len(records) - len(kept)

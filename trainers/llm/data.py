@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from trainers.common.packing import Packed, pack
 from trainers.common.records import fingerprint, is_eval, read_records
 from trainers.llm import prepared
-from trainers.llm.chat import check_record, tokenize_record
 from trainers.llm.config import LLMConfig
 from trainers.llm.synthetic import arithmetic_records
-from trainers.llm.tokenizer import corpus_texts, load_tokenizer, train_tokenizer
+from trainers.lm.chat import check_record, tokenize_record
+from trainers.lm.tokenizer import corpus_texts, load_tokenizer, train_tokenizer
 
 
 @dataclass
@@ -49,7 +49,7 @@ def load_records(cfg: LLMConfig) -> tuple[list[dict], list[dict], int]:
 def make_tokenizer(cfg: LLMConfig, records: list[dict]):
     if cfg.model.tokenizer == "trained":
         return train_tokenizer(corpus_texts(records), vocab_size=cfg.model.vocab_size)
-    from trainers.llm.model import local_source
+    from trainers.lm.model import local_source
 
     return load_tokenizer(local_source(cfg.model.tokenizer or cfg.model.source))
 

@@ -20,7 +20,7 @@ import torch
 
 from trainers.common import storage
 from trainers.common.packing import Packed, PackStats
-from trainers.common.records import fingerprint, record_key
+from trainers.common.records import dedupe, fingerprint, record_key
 from trainers.llm.config import LLMConfig
 
 FORMAT = "liftoff-packed-v1"
@@ -33,17 +33,6 @@ _TENSORS = ("input_ids", "position_ids", "targets", "row_tokens", "row_targets")
 
 def is_prepared(uri: str) -> bool:
     return bool(uri) and storage.exists(storage.join(uri, MANIFEST))
-
-
-def dedupe(records: list[dict]) -> tuple[list[dict], int]:
-    """Records with exact duplicates removed (first occurrence kept), and how many went."""
-    seen, kept = set(), []
-    for record in records:
-        key = record_key(record)
-        if key not in seen:
-            seen.add(key)
-            kept.append(record)
-    return kept, len(records) - len(kept)
 
 
 def prepare(cfg: LLMConfig, *, train_dir: str, eval_dir: str) -> dict:

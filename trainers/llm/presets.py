@@ -8,15 +8,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from trainers.llm.config import (
-    CheckpointConfig,
-    DataConfig,
-    LLMConfig,
-    LoraConfig,
-    ModelConfig,
-    OptimConfig,
-    TrainConfig,
-)
+from trainers.common.sections import CheckpointConfig, OptimConfig, TrainConfig
+from trainers.llm.config import DataConfig, LLMConfig
+from trainers.lm.config import LoraConfig, ModelConfig
 
 
 def debug() -> LLMConfig:

@@ -22,7 +22,8 @@ from trainers.common.preemption import Preempted, StopFlag
 from trainers.llm import evaluate, outputs
 from trainers.llm.config import LLMConfig
 from trainers.llm.data import LLMData, load_data
-from trainers.llm.model import add_lora, build_model, count_parameters
+from trainers.lm import loss as lm_loss
+from trainers.lm.model import add_lora, build_model, count_parameters
 
 StepCallback = Callable[[int], None]
 
@@ -204,7 +205,7 @@ def _micro_step(run: Run, rows: list[int], scale: float, *, sync: bool) -> float
     no_sync = run.engine.no_sync if hasattr(run.engine, "no_sync") and not sync else None
     with no_sync() if no_sync else contextlib.nullcontext():
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.autocast):
-            loss = evaluate.token_loss_sum(run.engine, ids, pos, tgt)
+            loss = lm_loss.token_loss_sum(run.engine, ids, pos, tgt)
         (loss * scale).backward()
     return float(loss.detach())
 
@@ -234,7 +235,7 @@ def _log_train(run: Run, window: dict, *, grad_norm: float) -> None:
 def _log_eval(run: Run) -> dict:
     cfg, dist = run.cfg, run.dist
     rows = list(range(dist.rank, len(run.data.eval.input_ids), dist.world_size))
-    total, count = evaluate.eval_loss(
+    total, count = lm_loss.eval_loss(
         run.model,
         run.data.eval,
         batch_size=cfg.train.micro_batch_size,
@@ -246,7 +247,7 @@ def _log_eval(run: Run) -> dict:
     loss = distributed.all_reduce_sum(total, dist) / max(
         1.0, distributed.all_reduce_sum(count, dist)
     )
-    metrics = {"eval/loss": loss, "eval/perplexity": evaluate.perplexity(loss)}
+    metrics = {"eval/loss": loss, "eval/perplexity": lm_loss.perplexity(loss)}
     run.history.update(metrics)
     run.tracker.log(metrics, step=run.step)
     if dist.is_main:

@@ -10,14 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trainers.common.config import check, check_choice
-from trainers.llm.config import (
-    CheckpointConfig,
-    LoraConfig,
-    ModelConfig,
-    OptimConfig,
-    TrainConfig,
-    WandbConfig,
-)
+from trainers.common.sections import CheckpointConfig, OptimConfig, TrainConfig, WandbConfig
+from trainers.lm.config import LoraConfig, ModelConfig
 
 IMAGE_TOKEN = "<image>"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

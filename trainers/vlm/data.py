@@ -22,7 +22,7 @@ import torch
 from trainers.common import storage
 from trainers.common.packing import IGNORE
 from trainers.common.records import DataError, fingerprint, is_eval, read_located_records
-from trainers.llm.tokenizer import load_tokenizer, train_tokenizer
+from trainers.lm.tokenizer import load_tokenizer, train_tokenizer
 from trainers.vlm import examples as ex
 from trainers.vlm.config import IMAGE_TOKEN, VLMConfig
 from trainers.vlm.images import ImageError, ImageSpec, load_pixels
@@ -118,7 +118,7 @@ def make_tokenizer(cfg: VLMConfig, records: list[dict]):
             texts += [ex.prompt_text(r, caption_prompt=cfg.data.caption_prompt), ex.answer_text(r)]
         tokenizer = train_tokenizer(texts, vocab_size=cfg.language.vocab_size)
     else:
-        from trainers.llm.model import local_source
+        from trainers.lm.model import local_source
 
         tokenizer = load_tokenizer(local_source(cfg.language.tokenizer or cfg.language.source))
     tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})

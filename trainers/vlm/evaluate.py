@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from trainers.common.packing import IGNORE
-from trainers.llm.evaluate import sampling_kwargs
+from trainers.lm.generation import sampling_kwargs
 from trainers.vlm import examples as ex
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trainers.common.packing import IGNORE
-from trainers.llm.chat import render_prompt, tokenize_record
+from trainers.lm.chat import render_prompt, tokenize_record
 from trainers.vlm.config import IMAGE_TOKEN
 from trainers.vlm.images import check_image_value
 

@@ -13,8 +13,8 @@ import json
 import os
 from dataclasses import dataclass
 
-from trainers.llm.model import build_model as build_language_model
-from trainers.llm.model import local_source
+from trainers.lm.model import build_model as build_language_model
+from trainers.lm.model import local_source
 from trainers.vlm.config import IMAGE_TOKEN, VisionConfig, VLMConfig
 from trainers.vlm.images import SIGLIP_MEAN, SIGLIP_STD, ImageSpec
 
@@ -222,7 +222,7 @@ def load_trained(uri: str, *, device: str | None = None) -> Loaded:
     import torch
     from transformers import LlavaForConditionalGeneration
 
-    from trainers.llm.tokenizer import load_tokenizer
+    from trainers.lm.tokenizer import load_tokenizer
 
     local = local_source(uri)
     if not os.path.isfile(os.path.join(local, PROCESSOR_FILE)):

@@ -18,8 +18,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 from trainers.common import storage
-from trainers.common.records import DataError, fingerprint, record_key
-from trainers.llm.prepared import dedupe
+from trainers.common.records import DataError, dedupe, fingerprint, record_key
 from trainers.vlm.config import VLMConfig
 from trainers.vlm.data import base_dir
 from trainers.vlm.examples import is_vqa

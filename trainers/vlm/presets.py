@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from trainers.llm.config import CheckpointConfig, ModelConfig, OptimConfig, TrainConfig
+from trainers.common.sections import CheckpointConfig, OptimConfig, TrainConfig
+from trainers.lm.config import ModelConfig
 from trainers.vlm.config import DataConfig, VisionConfig, VLMConfig
 
 SIGLIP_SO400M = "google/siglip-so400m-patch14-384"

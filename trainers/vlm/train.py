@@ -21,7 +21,7 @@ from trainers.common import distributed, speed, training
 from trainers.common.packing import IGNORE
 from trainers.common.preemption import Preempted, StopFlag
 from trainers.common.records import DataError
-from trainers.llm.evaluate import perplexity
+from trainers.lm.loss import perplexity
 from trainers.vlm import evaluate, outputs, state
 from trainers.vlm.batches import StepBatches, eval_loader
 from trainers.vlm.config import VLMConfig

@@ -6,7 +6,7 @@ carries the default chat template's role markers as atomic special tokens.
 
 from __future__ import annotations
 
-from trainers.llm.chat import TEMPLATE_TOKENS, ensure_chat_template
+from trainers.lm.chat import TEMPLATE_TOKENS, ensure_chat_template
 
 SPECIALS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
 

@@ -8,7 +8,7 @@ import os
 import tempfile
 
 from trainers.common import storage
-from trainers.llm.config import LoraConfig, ModelConfig
+from trainers.lm.config import LoraConfig, ModelConfig
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -95,7 +95,7 @@ def load_trained(uri: str, *, device: str | None = None):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from trainers.llm.tokenizer import load_tokenizer
+    from trainers.lm.tokenizer import load_tokenizer
 
     local = trained_model_dir(uri)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
