@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 # Every direct and transitive version, for every extra: `make lock` writes it from pyproject.toml.
 LOCK := requirements.lock
 EXTRAS := train,pipelines,serve,launch,dev
-DOCKERFILES := trainers/Dockerfile serving/Dockerfile
+# Every Dockerfile in the project (an image per folder that builds one).
+DOCKERFILES = $(shell find trainers serving pipelines components -name Dockerfile)
 
 .PHONY: install demo test bench bench-vlm lint lock clean golden
 
