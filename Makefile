@@ -1,4 +1,4 @@
-# make install | make demo | make test | make bench | make bench-vlm | make lint | make lock
+# make install | make demo | make test | make bench | make bench-vlm | make bench-serving | make lint | make lock
 # demo and test install what is missing first, so each works as the first command on a fresh machine.
 PY ?= python3
 VENV := .venv
@@ -9,7 +9,7 @@ EXTRAS := train,pipelines,serve,launch,dev
 # Every Dockerfile in the project (an image per folder that builds one).
 DOCKERFILES = $(shell find trainers serving pipelines components -name Dockerfile)
 
-.PHONY: install demo test bench bench-vlm lint lock clean golden
+.PHONY: install demo test bench bench-vlm bench-serving lint lock clean golden
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,9 @@ bench: install
 
 bench-vlm: install
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/vlm_trainer.py
+
+bench-serving: install
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/serving.py
 
 lint: install
 	$(BIN)/ruff check .

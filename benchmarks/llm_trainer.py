@@ -145,9 +145,9 @@ def write_jsonl(records: list[dict], path: Path) -> None:
 
 def hf_features(cfg: LLMConfig, tokenizer) -> list[dict]:
     """liftoff's train examples, truncated as liftoff does, as input_ids/labels (prompt -100)."""
-    train_records, _, _ = load_records(cfg)
+    split, _ = load_records(cfg)
     examples = [
-        tokenize_record(tokenizer, r, mask_prompt=cfg.data.mask_prompt) for r in train_records
+        tokenize_record(tokenizer, r, mask_prompt=cfg.data.mask_prompt) for r in split.train_records
     ]
     kept, _ = fit_length(examples, seq_len=cfg.data.seq_len, overlong=cfg.data.overlong)
     return [

@@ -1,6 +1,6 @@
 """The plain Hugging Face-style VLM loop that benchmarks/vlm_trainer.py measures liftoff against.
 
-    steps = baseline_steps(cfg, data=run.data, spec=run.spec, num_image_tokens=64,
+    steps = baseline_steps(cfg, data=task.data, spec=task.spec, num_image_tokens=64,
                            device="cpu", autocast=False, num_steps=150)  # yields a Step each
 
 What a typical HF fine-tuning tutorial writes: a DataLoader with no workers whose collate_fn

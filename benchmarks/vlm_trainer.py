@@ -10,10 +10,11 @@ computed positions that is padding, the CPU share the main process got, the mean
 of the last 5 steps, and MFU on CUDA), then the ratios liftoff / baseline of images/s and
 tokens/s, where
 
-    liftoff   trainers.vlm.train internals: `_build_run` (optimizer over the trainable parameters
-              only, frozen vision tower per the preset) driven by `_train_step`: StepBatches with
-              DataLoader workers decoding images, micro-batches padded to their longest,
-              `token_loss_sum`, gradient accumulation, clipping, AdamW (fused on CUDA)
+    liftoff   the trainer's own run and steps (trainers.common.loop `build_run` with the VLM task,
+              then `train_step`): optimizer over the trainable parameters only, frozen vision
+              tower per the preset, StepBatches with DataLoader workers decoding images,
+              micro-batches padded to their longest, `token_loss_sum`, gradient accumulation,
+              clipping, AdamW (fused on CUDA)
     baseline  benchmarks/vlm_baseline.py: images decoded and processed by SiglipImageProcessor in
               the main process per batch, padding to max_length, HF's mean loss, AdamW over every
               parameter (the tower included: the naive loop never freezes it)
@@ -33,7 +34,7 @@ side (model building, worker start-up and first-step costs are left out). The ti
 processes put on a shared machine falls on both sides alike; the time a side is paused is not
 counted. Between its chunks liftoff's workers fill their prefetch queue (4 batches each), which
 hides some data wait at the start of each chunk: `--rounds 1` runs the sides one after the other.
-MFU counts the model FLOPs of liftoff's config (`trainers.vlm.train._flops`: frozen tower
+MFU counts the model FLOPs of liftoff's config (the VLM task's `flops`: frozen tower
 forward-only) for both sides, so the baseline's extra tower backward shows as lower MFU, not as
 more useful work.
 
@@ -49,7 +50,6 @@ import json
 import math
 import os
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,12 +69,14 @@ from benchmarks.vlm_baseline import (  # noqa: E402
     finish_step,
     max_length,
 )
+from trainers.common import loop, speed  # noqa: E402
 from trainers.common.config import apply_overrides  # noqa: E402
 from trainers.common.distributed import Dist  # noqa: E402
+from trainers.common.task import Run  # noqa: E402
 from trainers.common.tracking import NullTracker  # noqa: E402
-from trainers.vlm import train  # noqa: E402
 from trainers.vlm.config import VLMConfig  # noqa: E402
 from trainers.vlm.presets import PRESETS, get_preset  # noqa: E402
+from trainers.vlm.train import VLMTask  # noqa: E402
 
 FINAL_STEPS = 5  # the loss column averages this many last steps
 MIN_CPU_SHARE = 0.9  # below this the baseline was slowed by other processes on the machine
@@ -160,51 +162,38 @@ def liftoff_config(args: argparse.Namespace) -> VLMConfig:
     return apply_overrides(get_preset(args.preset), ours + list(args.set))
 
 
-def build_liftoff(cfg: VLMConfig, device: str) -> train.Run:
+def build_liftoff(cfg: VLMConfig, device: str) -> Run:
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
-    return train._build_run(cfg, Dist(device=device), NullTracker())
+    return loop.build_run(cfg, VLMTask, dist=Dist(device=device), tracker=NullTracker())
 
 
-def liftoff_steps(run: train.Run) -> Iterator[Step]:
-    """`run.cfg.train.max_steps` optimizer steps through the trainer's own `_train_step`."""
-    waited = {"seconds": 0.0, "positions": 0}
-    for_step = run.batches.for_step
-
-    def timed_for_step(step: int):  # the time each step waits on the DataLoader's workers
-        started = time.perf_counter()
-        micro_batches = for_step(step)
-        waited["seconds"] += time.perf_counter() - started
-        waited["positions"] += sum(b.input_ids.numel() for b in micro_batches)
-        return micro_batches
-
-    run.batches.for_step = timed_for_step
+def liftoff_steps(run: Run) -> Iterator[Step]:
+    """`run.cfg.train.max_steps` optimizer steps through the trainer's own `train_step`."""
     try:
         while run.step < run.cfg.train.max_steps:
             started = clocks()
-            metrics = train._train_step(run)
-            run.step += 1
+            result = loop.train_step(run)
+            counts = result.counts
             yield finish_step(
                 run.dist.device,
                 started,
-                data_seconds=waited["seconds"],
-                images=metrics["images"],
-                tokens=metrics["tokens"],
-                positions=waited["positions"],
-                loss=metrics["loss"] / max(1, metrics["targets"]),
+                data_seconds=result.data_seconds,
+                images=int(counts["images"]),
+                tokens=int(counts["tokens"]),
+                positions=int(counts["positions"]),
+                loss=result.loss / max(1, counts["targets"]),
             )
-            waited.update(seconds=0.0, positions=0)
     finally:
-        run.batches.close()  # stops the workers
+        run.task.close()  # stops the workers
 
 
-def mfu_of(run: train.Run):
+def mfu_of(run: Run):
     """Model FLOP/s of liftoff's config as a share of the device's bf16 peak (None off CUDA)."""
 
     def mfu(*, tokens: int, images: int, seconds: float) -> float | None:
-        if run.peak_flops is None:
-            return None
-        return train._flops(run, tokens=tokens, images=images) / seconds / run.peak_flops
+        flops = run.task.flops({"tokens": tokens, "images": images})
+        return speed.mfu(flops, seconds=seconds, peak=run.peak_flops, num_devices=1)
 
     return mfu
 
@@ -289,13 +278,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_all(args: argparse.Namespace) -> tuple[list[Result], dict]:
     run = build_liftoff(liftoff_config(args), args.device)
-    cfg, mfu = run.cfg, mfu_of(run)
-    check_same_inputs(cfg, data=run.data, spec=run.spec, num_image_tokens=run.num_image_tokens)
+    cfg, task, mfu = run.cfg, run.task, mfu_of(run)
+    check_same_inputs(cfg, data=task.data, spec=task.spec, num_image_tokens=task.num_image_tokens)
     baseline = baseline_steps(
         cfg,
-        data=run.data,
-        spec=run.spec,
-        num_image_tokens=run.num_image_tokens,
+        data=task.data,
+        spec=task.spec,
+        num_image_tokens=task.num_image_tokens,
         device=args.device,
         autocast=run.autocast,
         num_steps=args.steps,
@@ -305,7 +294,7 @@ def run_all(args: argparse.Namespace) -> tuple[list[Result], dict]:
         {"liftoff": liftoff_steps(run), "baseline": baseline}, warmup=args.warmup, size=size
     )
     # The baseline trains every parameter of the same architecture.
-    trainable = {"liftoff": run.parameters["trainable"], "baseline": run.parameters["total"]}
+    trainable = {"liftoff": task.parameters["trainable"], "baseline": task.parameters["total"]}
     results = [
         summarise(side, steps[side], warmup=args.warmup, trainable=trainable[side], mfu=mfu)
         for side in ("liftoff", "baseline")
@@ -314,9 +303,9 @@ def run_all(args: argparse.Namespace) -> tuple[list[Result], dict]:
         "device": args.device,
         "global_batch": cfg.train.global_batch_size,
         "micro_batch": cfg.train.micro_batch_size,
-        "accumulation": run.batches.accumulation,
-        "image_tokens": run.num_image_tokens,
-        "max_length": max_length(cfg, num_image_tokens=run.num_image_tokens),
+        "accumulation": task.batches.accumulation,
+        "image_tokens": task.num_image_tokens,
+        "max_length": max_length(cfg, num_image_tokens=task.num_image_tokens),
         "num_workers": cfg.data.num_workers,
         "rounds": args.rounds,
     }

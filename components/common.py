@@ -1,28 +1,29 @@
-"""What the component tasks share: which trainer a step works for, the trainer's config from
-pipeline parameters, and the W&B settings every step of one pipeline run agrees on (one group;
-the step name as job type).
+"""What the component tasks share: the trainer a step works for (its typed steps), the trainer's
+command line from pipeline parameters, and the W&B settings every step of one pipeline run
+agrees on (one group; the step name as job type).
+
+    steps = trainer_steps("vlm")                  # trainers.vlm.steps.STEPS
+    cfg = steps.config(trainer_argv(preset="debug", max_steps=7))
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 
+from trainers.common.logs import label_run
+from trainers.common.steps import TrainerSteps
 from trainers.common.tracking import Tracker, start_tracker
+from trainers.llm.steps import STEPS as LLM
+from trainers.vlm.steps import STEPS as VLM
 
-# trainer -> the module, in each step's folder, that does that step's work for it.
-TASKS = {"llm": "task", "vlm": "vlm"}
-
-
-def check_trainer(trainer: str) -> str:
-    if trainer not in TASKS:
-        raise ValueError(f"trainer: {trainer!r} must be one of {', '.join(TASKS)}")
-    return trainer
+TRAINERS: dict[str, TrainerSteps] = {steps.name: steps for steps in (LLM, VLM)}
 
 
-def trainer_task(step: str, *, trainer: str):
-    """The task module of component `step` (e.g. "evaluate") for `trainer`."""
-    return importlib.import_module(f"components.{step}.{TASKS[check_trainer(trainer)]}")
+def trainer_steps(trainer: str) -> TrainerSteps:
+    """The steps of the trainer the pipelines' `trainer` parameter names."""
+    if trainer not in TRAINERS:
+        raise ValueError(f"trainer: {trainer!r} must be one of {', '.join(TRAINERS)}")
+    return TRAINERS[trainer]
 
 
 def trainer_argv(
@@ -37,8 +38,8 @@ def trainer_argv(
     wandb_project: str = "",
     wandb_secret: str = "",
 ) -> list[str]:
-    """`python -m trainers.llm` (or `.vlm`: the same CLI) arguments; zero/empty values keep the
-    preset's own."""
+    """Arguments of a trainer's command line (every trainer's is the same); zero/empty values
+    keep the preset's own."""
     argv = ["--preset", preset]
     pairs = {
         "--data": data,
@@ -58,14 +59,10 @@ def trainer_argv(
     return argv
 
 
-def trainer_config(argv: list[str], *, trainer: str):
-    """The resolved, validated config `python -m trainers.<trainer>` would run with `argv`."""
-    entry = importlib.import_module(f"trainers.{check_trainer(trainer)}.__main__")
-    return entry.resolve_config(entry.parser().parse_args(argv))
-
-
-def use_run_group(run_group: str, wandb_dir: str) -> None:
-    """Point this process (and the trainer it starts) at the pipeline run's W&B group/dir."""
+def use_run_group(run_group: str, wandb_dir: str, *, step: str = "") -> None:
+    """Point this process (and the trainer it starts) at the pipeline run's W&B group/dir,
+    and label its log entries with the run and `step` (trainers/common/logs.py)."""
+    label_run(run=run_group, step=step)
     if run_group:
         os.environ["WANDB_RUN_GROUP"] = run_group
     if wandb_dir:
@@ -74,6 +71,7 @@ def use_run_group(run_group: str, wandb_dir: str) -> None:
 
 
 def step_tracker(cfg, *, job_type: str, wandb_dir: str) -> Tracker:
+    """The W&B run of one pipeline step, set up by the trainer config's `wandb` section."""
     from trainers.common.config import to_dict
 
     return start_tracker(

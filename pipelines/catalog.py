@@ -1,19 +1,29 @@
-"""The pipelines liftoff ships, by name (`liftoff pipelines`)."""
+"""The pipelines liftoff ships, by name (`liftoff pipelines`): each a declaration
+(pipelines/declaration.py) in a module of its own.
+
+    pipeline = get_pipeline("vlm-ddp")      # Pipeline(name="vlm-ddp", trainer="vlm", ...)
+    pipeline.build(target)                  # the KFP pipeline function
+
+A new pipeline is a module with its declaration and a line in PIPELINES.
+"""
 
 from __future__ import annotations
 
-import importlib
+from pipelines.declaration import Pipeline
+from pipelines.llm_finetune import PIPELINE as LLM_FINETUNE
+from pipelines.vlm_ddp import PIPELINE as VLM_DDP
+from trainers.common.config import suggest
 
-MODULES = {"llm-finetune": "pipelines.llm_finetune", "vlm-ddp": "pipelines.vlm_ddp"}
+PIPELINES: dict[str, Pipeline] = {p.name: p for p in (LLM_FINETUNE, VLM_DDP)}
 
 
-def get_pipeline(name: str):
-    """The pipeline module: NAME, SUMMARY, DEFAULT_HARDWARE, build(target) and optionally
-    LOCAL_NPROC_PER_NODE (training processes on the local target; 1 when absent)."""
-    if name not in MODULES:
-        raise ValueError(f"unknown pipeline {name!r}; choose from {', '.join(MODULES)}")
-    return importlib.import_module(MODULES[name])
+def get_pipeline(name: str) -> Pipeline:
+    """The declaration of pipeline `name`; a ValueError naming the choices if there is none."""
+    if name not in PIPELINES:
+        hint = suggest(name, PIPELINES)
+        raise ValueError(f"unknown pipeline {name!r}{hint} (pipelines: {', '.join(PIPELINES)})")
+    return PIPELINES[name]
 
 
 def summaries() -> list[tuple[str, str]]:
-    return [(name, get_pipeline(name).SUMMARY) for name in MODULES]
+    return [(name, pipeline.summary) for name, pipeline in PIPELINES.items()]

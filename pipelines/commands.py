@@ -5,13 +5,16 @@ the result. Raise ValueError for bad input (exit 2) and RuntimeError for failure
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
 import tempfile
 import time
 
+from pipelines.catalog import get_pipeline
 from pipelines.hardware import get_profile
+from pipelines.preflight import check_labels, check_params, check_reachable
+
+# submit's options that say where a run goes (pipelines/settings.py).
+SETTINGS = ("project", "region", "pipeline_root", "service_account", "api_endpoint")
 
 
 def pipelines(args) -> int:
@@ -30,26 +33,49 @@ def hardware(args) -> int:
 
 
 def run(args) -> int:
-    from pipelines.local_run import run_local
-
-    params = _params(args, _declared(args.pipeline))
+    pipeline = get_pipeline(args.pipeline)
+    params = _params(args, pipeline)
     if args.preset:
         params["preset"] = args.preset
+    check_params(pipeline, params, target="local")
+    if args.print_config:
+        return _print_config(pipeline, params, command=f"liftoff run {args.pipeline}")
     params.setdefault("model_labels", {}).update(_git_label())
-    result = run_local(args.pipeline, params=params, workdir=args.workdir)
-    _print_summary(result)
+    from pipelines.local_run import run_local  # kfp and the components: only for a run
+    from pipelines.progress import summary_lines
+
+    result = run_local(args.pipeline, params=params, workdir=args.workdir, verbose=args.verbose)
+    print("\n" + "\n".join(summary_lines(result)))
     if args.json:
         print(json.dumps(result.to_json(), sort_keys=True))
-    return 0 if result.status == "SUCCEEDED" else 1
+    return result.exit_code
+
+
+def _print_config(pipeline, params: dict, *, command: str) -> int:
+    from pipelines.recipes import recipe_text
+
+    print(recipe_text(pipeline, params, command=command), end="")
+    return 0
 
 
 def compile(args) -> int:
     from pipelines.compile import compile_pipeline
 
-    training, serving = _profiles(args)
+    pipeline = get_pipeline(args.pipeline)
+    defaults = _params(args, pipeline)  # the template's own defaults
+    check_params(pipeline, defaults, target="vertex")
+    training, serving = _profiles(args, pipeline)
+    images = _images(args, serving=serving)
     path = args.output or f"{args.pipeline}.yaml"
     started = time.monotonic()
-    compile_pipeline(args.pipeline, hardware=training, serving=serving, path=path)
+    compile_pipeline(
+        args.pipeline,
+        hardware=training,
+        serving=serving,
+        images=images,
+        defaults=defaults,
+        path=path,
+    )
     took = time.monotonic() - started
     print(f"compiled {args.pipeline} for {training.name} in {took:.1f} s: {path}")
     return 0
@@ -57,30 +83,36 @@ def compile(args) -> int:
 
 def submit(args) -> int:
     from pipelines import submit as vertex
-    from pipelines.compile import compile_pipeline
+    from pipelines.runnable import prepare
     from pipelines.settings import resolve_settings
 
-    settings = resolve_settings(
-        {
-            "project": args.project,
-            "region": args.region,
-            "pipeline_root": args.pipeline_root,
-            "service_account": args.service_account,
-            "api_endpoint": args.api_endpoint,
-        }
-    )
-    training, serving = _profiles(args)
-    # The suffix keeps runs submitted within the same second (a sweep) from colliding.
-    job_id = (
-        f"{args.pipeline}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
-    )
-    params = _params(args, _declared(args.pipeline))
-    params = _vertex_defaults(params, settings=settings, job_id=job_id)
-    labels = {**_pairs(args.label, "--label"), "liftoff-pipeline": args.pipeline}
+    if args.print_config:
+        if not args.pipeline:
+            raise ValueError("--print-config: name a PIPELINE (a template's config is its own)")
+        pipeline = get_pipeline(args.pipeline)
+        params = _params(args, pipeline)
+        check_params(pipeline, params, target="vertex")
+        return _print_config(pipeline, params, command=f"liftoff submit {args.pipeline}")
+    if args.template and args.config:
+        raise ValueError("--config: a template's parameters are its own; set them with --param")
+    settings = resolve_settings({name: getattr(args, name) for name in SETTINGS})
+    if settings.is_loopback and not args.dry_run:
+        check_reachable(settings.api_endpoint)  # an emulator that is not running: at once
     with tempfile.TemporaryDirectory(prefix="liftoff-submit-") as tmp:
-        template = compile_pipeline(
-            args.pipeline, hardware=training, serving=serving, path=os.path.join(tmp, "p.yaml")
-        )
+        # A pipeline compiled here, or a pushed template (--template), its params checked.
+        what = prepare(args, directory=tmp)
+        labels = {**_pairs(args.label, "--label"), "liftoff-pipeline": what.pipeline}
+        check_labels(labels)
+        # The suffix keeps runs submitted within the same second (a sweep) from colliding.
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        job_id = f"{what.pipeline}-{stamp}-{secrets.token_hex(2)}"
+        params = what.params
+        params["model_labels"] = {
+            "liftoff_run": job_id,
+            **({} if what.template_uri else _git_label()),
+            **params.get("model_labels", {}),
+        }
+        template = what.path
         common = {
             "settings": settings,
             "display_name": job_id,
@@ -88,13 +120,14 @@ def submit(args) -> int:
             "parameter_values": params,
             "labels": labels,
             "enable_caching": False if args.no_cache else None,
+            "experiment": args.experiment,
+            "template_uri": what.template_uri,
         }
         if args.dry_run:
-            print(json.dumps(vertex.dry_run_body(template, **common), indent=2, sort_keys=True))
+            request = vertex.dry_run_request(template, **common)
+            print(json.dumps(request, indent=2, sort_keys=True))
             return 0
-        result = _call_vertex(
-            vertex.submit, template, experiment=args.experiment, wait=args.wait, **common
-        )
+        result = _call_vertex(vertex.submit, template, wait=args.wait, **common)
     print(f"submitted {result.resource_name}")
     print(f"console: {result.console_url}")
     if result.state:
@@ -113,72 +146,54 @@ def _call_vertex(submit, *args, **kwargs):
         raise RuntimeError(f"Vertex AI: {' '.join(str(err).split())}") from None
 
 
-def serve(args) -> int:
-    from serving.__main__ import main as serve_main
-
-    return serve_main(["--model", _model_dir(args.model, args.workdir), "--port", str(args.port)])
-
-
-# The registry columns: the gate metrics of llm-finetune and vlm-ddp and their losses.
-SUMMARY_METRICS = ("exact_match", "perplexity", "vqa_exact_match", "caption_loss")
-
-
-def models(args) -> int:
-    from serving.registry import LocalRegistry
-
-    versions = LocalRegistry(os.path.join(args.workdir, "registry")).versions()
-    if not versions:
-        print(f"no models registered in {args.workdir}/registry (liftoff run registers them)")
-        return 0
-    print(f"{'MODEL':<32} {'ALIASES':<16} {'CREATED':<21} {'METRICS':<36} DEPLOY CHECK")
-    for v in versions:
-        metrics = " ".join(f"{k}={v.metrics[k]:.3f}" for k in SUMMARY_METRICS if k in v.metrics)
-        check = v.deployments[-1]["checked_at"] if v.deployments else "-"
-        print(f"{v.ref:<32} {','.join(v.aliases) or '-':<16} {v.created:<21} {metrics:<36} {check}")
-    return 0
-
-
-def _model_dir(ref: str, workdir: str) -> str:
-    if os.path.isdir(ref) or ref.startswith(("gs://", "/gcs/")):
-        return ref
-    from serving.registry import LocalRegistry
-
-    return LocalRegistry(os.path.join(workdir, "registry")).resolve(ref).model_dir
-
-
-def _declared(name: str) -> dict[str, str]:
-    from pipelines.compile import vertex_pipeline
-    from pipelines.params import declared_params
-
-    return declared_params(vertex_pipeline(name, hardware=get_profile("cpu")))
-
-
-def _params(args, declared: dict[str, str]) -> dict:
+def _params(args, pipeline) -> dict:
+    """The parameters a recipe (--config) makes, the --param values over them (typed by the
+    declared parameters), and the recipe's overrides, then --param's, then --set."""
     from pipelines.params import parse_params
+    from pipelines.recipes import recipe_params
 
-    params = parse_params(args.param, declared)
-    if args.set:
-        params["overrides"] = [*params.get("overrides", []), *args.set]
+    config = getattr(args, "config", None)
+    params = recipe_params(pipeline, config) if config else {}
+    kinds = {param.name: param.kind for param in pipeline.parameters()}
+    given = parse_params(args.param, kinds)
+    overrides = [*params.pop("overrides", []), *given.pop("overrides", []), *args.set]
+    params.update(given)
+    if overrides:
+        params["overrides"] = overrides
     return params
 
 
-def _profiles(args):
-    from pipelines.catalog import get_pipeline
+def _profiles(args, pipeline):
+    from pipelines.hardware import parse_timeout
 
     scheduling = "SPOT" if args.spot else "FLEX_START" if args.flex_start else None
-    name = args.hardware or get_pipeline(args.pipeline).DEFAULT_HARDWARE
-    training = get_profile(name).with_options(nodes=args.nodes, scheduling=scheduling)
+    timeout_s = parse_timeout(args.timeout) if args.timeout else None
+    training = get_profile(args.hardware or pipeline.default_hardware).with_options(
+        nodes=args.nodes, scheduling=scheduling, timeout_s=timeout_s
+    )
     return training, get_profile(args.serving_hardware)
 
 
-def _vertex_defaults(params: dict, *, settings, job_id: str) -> dict:
-    """What only submit knows: the job's output directory, account and labels."""
-    defaults = {
-        "base_output_dir": f"{settings.pipeline_root.rstrip('/')}/{job_id}/train",
-        "service_account": settings.service_account,
-    }
-    labels = {"liftoff_run": job_id, **_git_label(), **params.get("model_labels", {})}
-    return {**defaults, **params, "model_labels": labels}
+def _images(args, *, serving):
+    """The images to compile with: flags, LIFTOFF_*_IMAGE, pinned digests, or the project's
+    Artifact Registry (pipelines/images.py)."""
+    from pipelines.images import DEFAULT_REPO, Registry, resolve_images
+    from pipelines.settings import check_region, lookup
+
+    names = ["project", "region", "image_repo", "image_version"]
+    found, sources = lookup(names, {name: getattr(args, name) for name in names})
+    if "region" in found:
+        check_region(found["region"], source=sources["region"])
+    registry = Registry(
+        project=found.get("project", ""),
+        region=found.get("region", ""),
+        repo=found.get("image_repo", DEFAULT_REPO),
+        version=found.get("image_version", ""),
+    )
+    flags = {"trainer_image": args.trainer_image, "serving_image": args.serving_image}
+    return resolve_images(
+        flags=flags, registry=registry, serving_accelerated=serving.accelerator_count > 0
+    )
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -193,36 +208,7 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
 
 def _git_label() -> dict[str, str]:
     """The commit being run, when known (Cloud Build sets LIFTOFF_GIT_SHA)."""
-    sha = os.environ.get("LIFTOFF_GIT_SHA")
-    if not sha:
-        try:
-            done = subprocess.run(
-                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-            )
-            sha = done.stdout.strip() if done.returncode == 0 else ""
-        except OSError:
-            sha = ""
+    from pipelines.images import commit_sha
+
+    sha = commit_sha()
     return {"git_sha": sha[:12]} if sha else {}
-
-
-def _print_summary(result) -> None:
-    print(f"\n{result.pipeline} {result.status} in {result.wall_s:.0f} s (run {result.run_id})")
-    if result.error:
-        print(f"  error: {result.error}")
-    if result.metrics:
-        print("  metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items())))
-    if result.model_uri:
-        print(f"  model: {result.model_uri}")
-    if result.registry:
-        print(f"  registered: {result.registry['ref']} ({', '.join(result.registry['aliases'])})")
-    elif result.status == "SUCCEEDED":
-        print(f"  not registered: gate metric {result.gate:.4g} is below the threshold")
-    if result.deploy_check:
-        pairs = zip(
-            result.deploy_check["instances"], result.deploy_check["predictions"], strict=True
-        )
-        from serving.local import brief
-
-        print("  deploy check: healthy; " + "; ".join(f"{brief(i)} -> {p!r}" for i, p in pairs))
-    for path in result.wandb_dirs:
-        print(f"  W&B run: {path}")

@@ -1,7 +1,10 @@
 """Compile a pipeline for the vertex target into KFP IR YAML (also runs on self-hosted KFP).
 
-    compile_pipeline("llm-finetune", hardware=get_profile("a100x8"), path="llm-finetune.yaml")
+    compile_pipeline("llm-finetune", hardware=get_profile("a100x8"), images=images,
+                     path="llm-finetune.yaml")
+    compile_pipeline("vlm-ddp", ..., defaults={"preset": "siglip-so400m-qwen2.5-1.5b"})
 
+`defaults` replace the declared parameter defaults (a template for one preset or data set).
 The same inputs give the same bytes (the golden-file test holds it to that).
 """
 
@@ -10,22 +13,50 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from components.images import Images
 from pipelines.catalog import get_pipeline
 from pipelines.hardware import Profile
 from pipelines.targets import VertexTarget
 
 
-def vertex_pipeline(name: str, *, hardware: Profile, serving: Profile | None = None):
-    target = VertexTarget(hardware=hardware, **({"serving": serving} if serving else {}))
-    return get_pipeline(name).build(target)
+def vertex_pipeline(
+    name: str,
+    *,
+    hardware: Profile,
+    images: Images,
+    serving: Profile | None = None,
+    defaults: dict | None = None,
+    web_access: bool = False,
+):
+    target = VertexTarget(
+        hardware=hardware,
+        images=images,
+        web_access=web_access,
+        **({"serving": serving} if serving else {}),
+    )
+    return get_pipeline(name).build(target, defaults=defaults)
 
 
 def compile_pipeline(
-    name: str, *, hardware: Profile, path: str, serving: Profile | None = None
+    name: str,
+    *,
+    hardware: Profile,
+    images: Images,
+    path: str,
+    serving: Profile | None = None,
+    defaults: dict | None = None,
+    web_access: bool = False,
 ) -> str:
     from kfp import compiler
 
-    pipeline_func = vertex_pipeline(name, hardware=hardware, serving=serving)
+    pipeline_func = vertex_pipeline(
+        name,
+        hardware=hardware,
+        images=images,
+        serving=serving,
+        defaults=defaults,
+        web_access=web_access,
+    )
     compiler.Compiler().compile(pipeline_func, path)
     _sort_header(path, pipeline_func)
     return path

@@ -1,13 +1,13 @@
-"""The DAG every liftoff training pipeline shares: prepare_data -> train -> evaluate -> gate,
-then register -> deploy only when the gate passes.
+"""The DAG every liftoff training pipeline runs: prepare_data -> train (one task per declared
+stage, each starting from the model before it) -> evaluate -> gate, then register -> deploy only
+when the gate passes.
 
-    def my_pipeline(preset: str = "debug", ...) -> stages.Outputs:   # inside build(target)
-        return stages.chain(target, train_op, trainer="vlm", preset=preset, ...)
+    outputs = chain(pipeline, target, train_ops, values)   # inside the factory's pipeline function
 
-A pipeline module declares its parameters and their defaults (KFP reads them from its pipeline
-function's signature) and wires them in with `chain`; `trainer` picks the trainer each
-component works for. Every W&B run of one pipeline run shares its group (the pipeline job
-name); each step's job_type is the step's name.
+`pipeline` is the declaration (pipelines/declaration.py), `values` the pipeline function's
+parameters by name; `target` says how each step runs (pipelines/targets.py). Every W&B run of
+one pipeline run shares its group (the pipeline job name); each step's job_type is the step's
+name.
 """
 
 from typing import NamedTuple
@@ -26,87 +26,84 @@ class Outputs(NamedTuple):
     gate: float
 
 
-def chain(
-    target,
-    train_op,
-    *,
-    trainer: str,
-    preset,
-    data,
-    eval_data,
-    overrides,
-    max_steps,
-    seed,
-    lora,
-    on_bad_record,
-    gate_metric,
-    gate_threshold,
-    model_name,
-    version_aliases,
-    model_labels,
-    instances,
-    wandb_project,
-    wandb_secret,
-    service_account,
-    base_output_dir,
-    parent_model,
-    endpoint,
-    traffic_split,
-) -> Outputs:
-    """The tasks, called inside a pipeline function; the other arguments are its parameters.
-    `train_op` is `target.training_op(train)`, made outside the pipeline function (kfp#9320)."""
+def chain(pipeline, target, train_ops: list, p: dict) -> Outputs:
+    """The tasks, called inside a pipeline function. `train_ops`: one per declared stage,
+    `target.training_op(train, stage=...)`, made outside the pipeline function (kfp#9320)."""
     tracking = {
-        "wandb_project": wandb_project,
-        "wandb_secret": wandb_secret,
-        "wandb_dir": target.wandb_dir,
+        "wandb_project": p["wandb_project"],
+        "wandb_secret": p["wandb_secret"],
         "run_group": dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
     }
-    prepared = prepare_data(
-        preset=preset,
-        trainer=trainer,
-        data=data,
-        eval_source=eval_data,
-        overrides=overrides,
-        on_bad_record=on_bad_record,
-        **tracking,
+    common = {"trainer": pipeline.trainer, "hf_secret": p["hf_secret"]}
+    prepared = target.prepare_step(
+        prepare_data(
+            preset=p["preset"],
+            data=p["data"],
+            eval_source=p["eval_data"],
+            overrides=p["overrides"],
+            on_bad_record=p["on_bad_record"],
+            wandb_dir=target.wandb_dir,
+            **common,
+            **tracking,
+        )
     )
-    trained = target.train(
-        train_op,
-        service_account=service_account,
-        base_output_dir=base_output_dir,
-        train_data=prepared.outputs["train_data"],
-        eval_data=prepared.outputs["eval_data"],
-        preset=preset,
-        trainer=trainer,
-        overrides=overrides,
-        max_steps=max_steps,
-        seed=seed,
-        lora=lora,
-        **{k: v for k, v in tracking.items() if k != "wandb_dir"},
+    model = _train(
+        pipeline, target, train_ops, p, prepared=prepared, common=common, tracking=tracking
     )
-    scored = evaluate(
-        model=trained.outputs["model"],
-        eval_data=prepared.outputs["eval_data"],
-        trainer=trainer,
-        gate_metric=gate_metric,
-        **tracking,
+    scored = target.evaluate_step(
+        evaluate(
+            model=model,
+            eval_data=prepared.outputs["eval_data"],
+            gate_metric=p["gate_metric"],
+            wandb_dir=target.wandb_dir,
+            **common,
+            **tracking,
+        )
     )
-    verdict = gate(value=scored.outputs["gate"], threshold=gate_threshold, metric=gate_metric)
+    verdict = gate(
+        value=scored.outputs["gate"], threshold=p["gate_threshold"], metric=p["gate_metric"]
+    )
     with dsl.If(verdict.output == True, name="gate-passed"):  # noqa: E712 - a KFP condition
         registered = target.register(
-            model=trained.outputs["model"],
+            model=model,
             eval_metrics=scored.outputs["metrics"],
             model_uri=scored.outputs["model_uri"],
-            model_name=model_name,
-            aliases=version_aliases,
-            labels=model_labels,
-            parent_model=parent_model,
+            model_name=p["model_name"],
+            aliases=p["version_aliases"],
+            default_version=p["default_version"],
+            labels=p["model_labels"],
+            parent_model=p["parent_model"],
+            hf_secret=p["hf_secret"],
         )
         target.deploy(
             registered=registered,
-            model_name=model_name,
-            instances=instances,
-            endpoint=endpoint,
-            traffic_split=traffic_split,
+            model_name=p["model_name"],
+            instances=p[pipeline.samples_param],
+            endpoint=p["endpoint"],
+            traffic_split=p["traffic_split"],
         )
-    return Outputs(trained.outputs["model"], scored.outputs["metrics"], scored.outputs["gate"])
+    return Outputs(model, scored.outputs["metrics"], scored.outputs["gate"])
+
+
+def _train(pipeline, target, train_ops: list, p: dict, *, prepared, common: dict, tracking: dict):
+    """One task per stage; returns the last stage's Model."""
+    model = None
+    for stage, op in zip(pipeline.stages, train_ops, strict=True):
+        start = {} if model is None else {"init_model": model}
+        trained = target.train(
+            op,
+            stage=stage,
+            train_data=prepared.outputs["train_data"],
+            eval_data=prepared.outputs["eval_data"],
+            preset=p["preset"],
+            overrides=p["overrides"],
+            max_steps=p["max_steps"],
+            seed=p["seed"],
+            lora=p["lora"],
+            trainer_args=list(stage.trainer_args),
+            **start,
+            **common,
+            **tracking,
+        )
+        model = trained.outputs["model"]
+    return model

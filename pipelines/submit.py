@@ -6,7 +6,8 @@
                     parameter_values={"learning_rate": 2e-5}, labels={"team": "ml"})
     print(result.console_url)
 
-`dry_run_body(...)` builds the same job and returns the create request as REST JSON without
+`dry_run_request(...)` builds the same job and returns the whole create request as REST JSON
+(parent, pipelineJobId, the PipelineJob body, and the experiment the run would join) without
 touching the network (no credentials lookup, no bucket check, no API call).
 
 google.cloud.aiplatform is imported inside the functions: it costs ~1.8 s, and the CLI must
@@ -15,12 +16,14 @@ stay instant for everything that does not talk to Vertex.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import re
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipelines.preflight import check_labels
 from pipelines.settings import SubmitSettings
 
 if TYPE_CHECKING:
@@ -31,13 +34,10 @@ CONSOLE_URL = (
     "https://console.cloud.google.com/vertex-ai/locations/{region}/pipelines/runs/{job_id}"
     "?project={project}"
 )
-MAX_LABELS = 64
-# GCP label rules, restricted to ASCII: keys start with a lowercase letter; both keys and
-# values use lowercase letters, digits, `_` and `-`, at most 63 characters (values may be empty).
-_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
-_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 _FAILED_STATES = ("PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED")
-_LABEL_RULE = "lowercase letters, digits, '_' and '-', at most 63 characters"
+# Where `submit(experiment=...)` records the run: the experiment is a metadata context of the
+# project's default store, and the run's own context becomes its child.
+METADATA_CONTEXTS = "projects/{project}/locations/{region}/metadataStores/default/contexts"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,17 +73,6 @@ def init_vertex(settings: SubmitSettings) -> None:
         )
 
 
-def validate_labels(labels: Mapping[str, str]) -> None:
-    """Raise a one-line ValueError naming the first label GCP would reject."""
-    if len(labels) > MAX_LABELS:
-        raise ValueError(f"at most {MAX_LABELS} labels are allowed, got {len(labels)}")
-    for key, value in labels.items():
-        if not isinstance(key, str) or not _LABEL_KEY.fullmatch(key):
-            raise ValueError(f"label key {key!r} is invalid: start with a letter; {_LABEL_RULE}")
-        if not isinstance(value, str) or not _LABEL_VALUE.fullmatch(value):
-            raise ValueError(f"label {key}={value!r} has an invalid value: {_LABEL_RULE}")
-
-
 def build_job(
     template_path: str,
     *,
@@ -94,18 +83,20 @@ def build_job(
     enable_caching: bool | None = None,
     job_id: str | None = None,
     credentials: Credentials | None = None,
+    template_uri: str = "",
 ) -> PipelineJob:
     """A PipelineJob for the compiled template, not yet submitted.
 
     `job_id` defaults to the SDK's `<pipeline-name>-<YYYYmmddHHMMSS>`; pass one when the
-    parameters must name the run's own directories. `credentials` default to those of
+    parameters must name the run's own directories. `template_uri`: the Artifact Registry
+    version the template came from, recorded in the run. `credentials` default to those of
     `aiplatform.init` (ADC unless `init_vertex` chose anonymous ones); constructing the job
     makes no API call, but resolving ADC may.
     """
     from google.cloud import aiplatform
 
-    validate_labels(labels)
-    return aiplatform.PipelineJob(
+    check_labels(labels)
+    job = aiplatform.PipelineJob(
         display_name=display_name,
         template_path=template_path,
         pipeline_root=settings.pipeline_root,
@@ -117,6 +108,11 @@ def build_job(
         location=settings.region,
         credentials=credentials,
     )
+    if template_uri:
+        # The pushed template `template_path` was downloaded from (pipelines/templates.py);
+        # the SDK names only https://...-kfp.pkg.dev paths it downloaded itself.
+        job._gca_resource.template_uri = template_uri
+    return job
 
 
 def request_body(job: PipelineJob, *, service_account: str = "") -> dict:
@@ -132,14 +128,41 @@ def request_body(job: PipelineJob, *, service_account: str = "") -> dict:
 
 
 def dry_run_body(template_path: str, *, settings: SubmitSettings, **job_args: Any) -> dict:
-    """What `submit` would send, computed offline: anonymous credentials, no API call.
-    `job_args`: the other keyword arguments of `build_job`."""
+    """The PipelineJob `submit` would send, computed offline: anonymous credentials, no API
+    call. `job_args`: the other keyword arguments of `build_job`."""
     from google.auth.credentials import AnonymousCredentials
 
     # Anonymous credentials skip the ADC lookup, which may probe the network.
     credentials = AnonymousCredentials()
     job = build_job(template_path, settings=settings, credentials=credentials, **job_args)
     return request_body(job, service_account=settings.service_account)
+
+
+def dry_run_request(
+    template_path: str,
+    *,
+    settings: SubmitSettings,
+    job_id: str,
+    experiment: str | None = None,
+    **job_args: Any,
+) -> dict:
+    """Everything `submit` would send, offline: the create request (parent, pipelineJobId and
+    the PipelineJob) and, with `experiment`, the association it makes once the job exists (the
+    experiment's context, created if missing, gets the run's context as a child)."""
+    body = dry_run_body(template_path, settings=settings, job_id=job_id, **job_args)
+    contexts = METADATA_CONTEXTS.format(project=settings.project, region=settings.region)
+    association = None
+    if experiment:
+        association = {
+            "context": f"{contexts}/{experiment}",
+            "addContextChildren": {"childContexts": [f"{contexts}/{job_id}"]},
+        }
+    return {
+        "parent": f"projects/{settings.project}/locations/{settings.region}",
+        "pipelineJobId": job_id,
+        "pipelineJob": body,
+        "experiment": association,
+    }
 
 
 def submit(
@@ -158,12 +181,31 @@ def submit(
     init_vertex(settings)
     job = build_job(template_path, settings=settings, **job_args)
     # Also checks the pipeline-root bucket and creates it if missing (the SDK's doing).
-    job.submit(service_account=settings.service_account or None, experiment=experiment)
+    with _bucket_check(settings):
+        job.submit(service_account=settings.service_account or None, experiment=experiment)
     console_url = CONSOLE_URL.format(
         region=settings.region, job_id=job.job_id, project=settings.project
     )
     state = _wait(job, console_url) if wait else None
     return SubmitResult(resource_name=job.resource_name, console_url=console_url, state=state)
+
+
+@contextlib.contextmanager
+def _bucket_check(settings: SubmitSettings):
+    """The SDK's pipeline-root bucket check, except on a loopback endpoint (an emulator) with
+    no storage emulator (STORAGE_EMULATOR_HOST): there it would ask the real Cloud Storage."""
+    if not settings.is_loopback or os.environ.get("STORAGE_EMULATOR_HOST"):
+        yield
+        return
+    from google.cloud.aiplatform.utils import gcs_utils
+
+    name = "create_gcs_bucket_for_pipeline_artifacts_if_it_does_not_exist"
+    check = getattr(gcs_utils, name)
+    setattr(gcs_utils, name, lambda **_: None)
+    try:
+        yield
+    finally:
+        setattr(gcs_utils, name, check)
 
 
 def _wait(job: PipelineJob, console_url: str) -> str:

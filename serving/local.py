@@ -20,9 +20,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import serving
+from serving import contract
 
 TAIL_LINES = 40
 STOP_GRACE_S = 10.0
@@ -33,19 +34,23 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class ServerError(RuntimeError):
     """The server answered a request with an error status."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, *, reason: str = ""):
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
+        self.reason = reason
 
 
 class LocalServer:
     """`python -m serving` for `model_uri` on a free 127.0.0.1 port; `start()` or `with`."""
 
-    def __init__(self, model_uri: str, *, env: Mapping[str, str] | None = None):
+    def __init__(
+        self, model_uri: str, *, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+    ):
         self.model_uri = model_uri
+        self.args = list(args)  # more `python -m serving` flags
         self.env = {**os.environ, **(env or {})}
-        self.health_route = self.env.get("AIP_HEALTH_ROUTE", "/health")
-        self.predict_route = self.env.get("AIP_PREDICT_ROUTE", "/predict")
+        self.health_route = contract.health_route(self.env)
+        self.predict_route = contract.predict_route(self.env)
         self.port = 0
         self.process: subprocess.Popen | None = None
         self._output: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
@@ -59,13 +64,13 @@ class LocalServer:
         self.port = _free_port()
         env = {
             **self.env,
-            "AIP_STORAGE_URI": self.model_uri,
-            "AIP_HTTP_PORT": str(self.port),
+            contract.STORAGE_URI_ENV: self.model_uri,
+            contract.PORT_ENV: str(self.port),
             # The child imports this same checkout of `serving`, installed or not.
             "PYTHONPATH": os.pathsep.join(filter(None, [_code_root(), self.env.get("PYTHONPATH")])),
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "serving", "--host", "127.0.0.1"],
+            [sys.executable, "-m", "serving", "--host", "127.0.0.1", *self.args],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -88,7 +93,8 @@ class LocalServer:
             status, body = self._request("GET", self.health_route, timeout_s=10)
             if status == 200:
                 return
-            if status not in (None, 503):  # None: not listening yet; 503: still loading
+            loading = status == 503 and isinstance(body, dict) and body.get("status") == "loading"
+            if status is not None and not loading:  # None: not listening yet
                 raise RuntimeError(self._failure(f"health answered {status}: {body}"))
             time.sleep(0.2)
         raise RuntimeError(self._failure(f"the server was not healthy after {timeout_s:g} s"))
@@ -102,8 +108,9 @@ class LocalServer:
         if status is None:
             raise RuntimeError(f"nothing answered at {self.url}{self.predict_route}")
         if status != 200:
-            error = answer.get("error", answer) if isinstance(answer, dict) else answer
-            raise ServerError(status, str(error))
+            error = answer.get("error") if isinstance(answer, dict) else None
+            reason = error.get("reason", "") if isinstance(error, dict) else ""
+            raise ServerError(status, _message(answer), reason=reason)
         return answer
 
     def stop(self) -> None:
@@ -154,6 +161,14 @@ class LocalServer:
             return e.code, _json(e.read())
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return None, None
+
+
+def _message(answer: object) -> str:
+    """The one-line message of a JSON error answer (`serving.errors`), else the answer."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if isinstance(error, dict) and "message" in error:
+        return str(error["message"])
+    return str(answer)
 
 
 def _json(raw: bytes) -> object:

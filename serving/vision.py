@@ -1,4 +1,4 @@
-"""A trained VLM answering image + prompt instances, one batch per request.
+"""A trained VLM answering image + prompt instances.
 
     from serving.vision import VisionPredictor
     predictor = VisionPredictor.load("gs://bucket/run/model")
@@ -6,83 +6,76 @@
 
 The model directory is what `python -m trainers.vlm` writes (an HF Llava directory with
 `preprocessor_config.json`). An instance is `{"image": IMAGE, "prompt": str}` where IMAGE is
-`{"b64": base64 bytes}` or a `gs://` URI read with the server's own credentials. Local paths are
-refused: a client must not make the server read its own files. Each image is decoded and resized
-exactly as in training, once, when the request is read. Bad instances raise ValueError with a
-one-line message.
+`{"b64": base64 bytes}` or a `gs://` URI (`serving.images` reads and bounds it). Each image is
+decoded and resized exactly as in training, once, when the request is read; every prompt is
+counted in tokens (its image placeholders included) against the language model's context.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from serving.predictor import Generation, parse_parameters
+from serving.errors import RequestError
+from serving.images import EXPECTED, ImageReader
+from serving.limits import Limits, check_instances, check_prompt_bytes, check_prompt_tokens
+from serving.params import Generation, parse_parameters
 
 if TYPE_CHECKING:
     import torch
-
-    from trainers.vlm.images import ImageSpec
 
 
 @dataclass(frozen=True)
 class ImageQuestion:
     pixels: torch.Tensor  # decoded and resized as in training
     prompt: str
-
-
-def parse_instances(instances: object, spec: ImageSpec) -> list[ImageQuestion]:
-    if not isinstance(instances, list) or not instances:
-        raise ValueError("instances must be a non-empty list")
-    return [_instance(f"instances[{i}]", item, spec) for i, item in enumerate(instances)]
-
-
-def _instance(where: str, item: object, spec: ImageSpec) -> ImageQuestion:
-    if not isinstance(item, dict) or sorted(item) != ["image", "prompt"]:
-        raise ValueError(
-            f"{where} must be {{'image': {{'b64': ...}} or 'gs://...', 'prompt': str}}"
-        )
-    if not isinstance(item["prompt"], str) or not item["prompt"].strip():
-        raise ValueError(f"{where}.prompt must be a non-empty string")
-    return ImageQuestion(
-        pixels=_pixels(f"{where}.image", item["image"], spec), prompt=item["prompt"]
-    )
-
-
-def _pixels(where: str, value: object, spec: ImageSpec) -> torch.Tensor:
-    from trainers.vlm.images import ImageError, decode, read_image_bytes
-
-    remote = isinstance(value, str) and value.startswith("gs://")
-    inline = isinstance(value, dict) and list(value) == ["b64"]
-    if not (remote or inline):
-        raise ValueError(f"{where} must be {{'b64': base64 image bytes}} or a gs:// URI")
-    try:
-        return decode(read_image_bytes(value, base_dir="/"), spec)
-    except ImageError as err:
-        raise ValueError(f"{where}: {err}") from None
+    num_tokens: int  # of the generation prompt, image placeholders included
 
 
 class VisionPredictor:
     """A Llava model, its tokenizer and image spec; `num_batches` counts generate calls."""
 
-    def __init__(self, loaded, *, model_dir: str = ""):
+    def __init__(self, loaded, *, model_dir: str = "", limits=None):
         self.loaded = loaded
         self.device = str(loaded.model.device)
         self.model_dir = model_dir
+        self.limits = limits or Limits()
         self.num_batches = 0
+        self.context_length = loaded.model.config.text_config.max_position_embeddings
+        self._images = ImageReader(self.limits)
+        # Its own copy for request threads, as in serving.text.
+        self._counter = copy.deepcopy(loaded.tokenizer)
+        self._counting = threading.Lock()
+        self._max_token_bytes = max(len(t.encode("utf-8")) for t in self._counter.get_vocab())
 
     @classmethod
-    def load(cls, uri: str, *, device: str | None = None) -> VisionPredictor:
+    def load(cls, uri: str, *, device: str | None = None, limits=None) -> VisionPredictor:
         from trainers.vlm.model import load_trained
 
-        return cls(load_trained(uri, device=device), model_dir=uri)
-
-    def parse_instances(self, instances: object) -> list[ImageQuestion]:
-        """Validated instances, each image decoded (once) with the model's image spec."""
-        return parse_instances(instances, self.loaded.image)
+        return cls(load_trained(uri, device=device), model_dir=uri, limits=limits)
 
     def predict(self, instances: object, parameters: object = None) -> list[str]:
-        return self.generate(self.parse_instances(instances), parse_parameters(parameters))
+        return self.generate(*self.prepare(instances, parse_parameters(parameters)))
+
+    def prepare(
+        self, instances: object, params: Generation
+    ) -> tuple[list[ImageQuestion], Generation]:
+        """Validated instances (every prompt counted first, cheap; then every image decoded)
+        and the settings to generate them with."""
+        items = check_instances(instances, self.limits)
+        counts = [self._count(f"instances[{i}]", item, params) for i, item in enumerate(items)]
+        spec = self.loaded.image
+        fitted = params.fitted(longest_prompt=max(counts), context=self.context_length)
+        return [
+            ImageQuestion(
+                pixels=self._images.pixels(f"instances[{i}].image", item["image"], spec),
+                prompt=item["prompt"],
+                num_tokens=n,
+            )
+            for i, (item, n) in enumerate(zip(items, counts, strict=True))
+        ], fitted
 
     def generate(self, items: list[ImageQuestion], params: Generation) -> list[str]:
         import torch
@@ -90,12 +83,11 @@ class VisionPredictor:
         from trainers.vlm.evaluate import generate_answers
 
         loaded = self.loaded
-        pixels = torch.stack([item.pixels for item in items])
         self.num_batches += 1
         return generate_answers(
             loaded.model,
             loaded.tokenizer,
-            pixels,
+            torch.stack([item.pixels for item in items]),
             [item.prompt for item in items],
             num_image_tokens=loaded.num_image_tokens,
             max_new_tokens=params.max_new_tokens,
@@ -103,3 +95,23 @@ class VisionPredictor:
             temperature=params.temperature,
             top_p=params.top_p,
         )
+
+    def _count(self, where: str, item: object, params: Generation) -> int:
+        from trainers.vlm import examples
+
+        if not isinstance(item, dict) or sorted(item) != ["image", "prompt"]:
+            raise RequestError(f"{where} must be {{'image': ..., 'prompt': str}}; image {EXPECTED}")
+        prompt = item["prompt"]
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise RequestError(f"{where}.prompt must be a non-empty string")
+        check_prompt_bytes(
+            f"{where}.prompt", prompt, max_bytes=self._max_token_bytes, context=self.context_length
+        )
+        with self._counting:
+            num_tokens = len(
+                examples.prompt_ids(
+                    self._counter, prompt, num_image_tokens=self.loaded.num_image_tokens
+                )
+            )
+        check_prompt_tokens(where, num_tokens, params=params, context=self.context_length)
+        return num_tokens

@@ -11,6 +11,8 @@ os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 
 pytest_plugins = [
     "tests.support.gcs_emulator",
+    "tests.support.kfp_registry_fake",
+    "tests.support.logging_fake",
     "tests.support.secret_manager_fake",
     "tests.support.vertex_fake",
 ]

@@ -2,10 +2,10 @@
 
 from kfp import dsl
 
-from components.images import TRAINER_IMAGE
+from components.images import STAND_IN_IMAGE
 
 
-@dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=STAND_IN_IMAGE, install_kfp_package=False)
 def deploy_local(
     model_ref: str,
     registry_dir: str,

@@ -1,5 +1,7 @@
 """deploy (vertex target): a new Vertex AI Endpoint, or an existing one by resource name, then
-the uploaded model deployed to it on the serving hardware profile with a traffic split.
+the uploaded model deployed to it on the serving hardware profile with a traffic split. The
+server runs as the pipeline job's service account, which reads the model's secrets (a Hugging
+Face token) and `gs://` images.
 
 Called inside the pipeline function, after register_vertex.
 """
@@ -10,7 +12,7 @@ from google_cloud_pipeline_components.types import artifact_types
 from google_cloud_pipeline_components.v1.endpoint import EndpointCreateOp, ModelDeployOp
 from kfp import dsl
 
-from components.register.vertex import JOB_REGION
+from components.register.vertex import JOB_REGION, JOB_SERVICE_ACCOUNT
 
 
 def deploy_vertex(*, model, model_name, endpoint, traffic_split, serving):
@@ -34,4 +36,5 @@ def deploy_vertex(*, model, model_name, endpoint, traffic_split, serving):
         dedicated_resources_accelerator_count=serving.accelerator_count,
         dedicated_resources_min_replica_count=serving.nodes,
         dedicated_resources_max_replica_count=serving.nodes,
+        service_account=JOB_SERVICE_ACCOUNT,
     )

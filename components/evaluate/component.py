@@ -5,10 +5,10 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from components.images import TRAINER_IMAGE
+from components.images import STAND_IN_IMAGE
 
 
-@dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=STAND_IN_IMAGE, install_kfp_package=False)
 def evaluate(
     model: Input[Model],
     eval_data: Input[Dataset],
@@ -21,15 +21,19 @@ def evaluate(
     wandb_secret: str = "",
     wandb_dir: str = "",
     run_group: str = "",
+    hf_secret: str = "",
 ) -> NamedTuple("Outputs", gate=float, model_uri=str):
     """The trainer's eval metrics on the eval split (llm: perplexity and exact match; vlm: VQA
     exact match and caption loss); returns the gate metric and the model's URI (the register
     step imports the model by URI)."""
     from collections import namedtuple
 
-    from components.common import trainer_task
+    from components.evaluate.task import evaluate
+    from trainers.common.secrets import HF_TOKEN_ENV, export_secret
 
-    result = trainer_task("evaluate", trainer=trainer).evaluate(
+    export_secret(hf_secret, variable=HF_TOKEN_ENV)  # a LoRA model's gated base
+    result = evaluate(
+        trainer=trainer,
         model_uri=model.path,
         eval_dir=eval_data.path,
         gate_metric=gate_metric,

@@ -3,10 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from components.images import TRAINER_IMAGE
+from components.images import STAND_IN_IMAGE
 
 
-@dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=STAND_IN_IMAGE, install_kfp_package=False)
 def prepare_data(
     train_data: Output[Dataset],
     eval_data: Output[Dataset],
@@ -20,12 +20,15 @@ def prepare_data(
     wandb_secret: str = "",
     wandb_dir: str = "",
     run_group: str = "",
+    hf_secret: str = "",
 ):
     """Validate, deduplicate and split records into train/eval shards (`trainer` "llm" also
     tokenizes and packs them; "vlm" stores the images beside image-text records)."""
-    from components.common import trainer_argv, trainer_task
+    from components.common import trainer_argv
+    from components.prepare_data.task import prepare_data
+    from trainers.common.secrets import HF_TOKEN_ENV, export_secret
 
-    task = trainer_task("prepare_data", trainer=trainer)
+    export_secret(hf_secret, variable=HF_TOKEN_ENV)  # a gated model's tokenizer
     argv = trainer_argv(
         preset=preset,
         data=data,
@@ -34,12 +37,13 @@ def prepare_data(
         wandb_project=wandb_project,
         wandb_secret=wandb_secret,
     )
-    stats = task.prepare_data(
+    metadata = prepare_data(
+        trainer=trainer,
         train_dir=train_data.path,
         eval_dir=eval_data.path,
         argv=argv,
         run_group=run_group,
         wandb_dir=wandb_dir,
     )
-    train_data.metadata.update(task.artifact_metadata(stats["train"]))
-    eval_data.metadata.update(task.artifact_metadata(stats["eval"]))
+    train_data.metadata.update(metadata["train"])
+    eval_data.metadata.update(metadata["eval"])

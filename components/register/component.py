@@ -3,10 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Input, Metrics, Model
 
-from components.images import TRAINER_IMAGE
+from components.images import STAND_IN_IMAGE
 
 
-@dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=STAND_IN_IMAGE, install_kfp_package=False)
 def register_local(
     model: Input[Model],
     eval_metrics: Input[Metrics],

@@ -1,13 +1,15 @@
 """The train KFP component (see task.py). On the vertex target `pipelines/targets.py` wraps it in
 a CustomJob with a hardware profile; locally it runs as a subprocess of kfp.local."""
 
+from typing import Optional
+
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from components.images import TRAINER_IMAGE
+from components.images import STAND_IN_IMAGE
 
 
-@dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=STAND_IN_IMAGE, install_kfp_package=False)
 def train(
     train_data: Input[Dataset],
     eval_data: Input[Dataset],
@@ -25,9 +27,13 @@ def train(
     wandb_secret: str = "",
     wandb_dir: str = "",
     run_group: str = "",
+    hf_secret: str = "",
+    trainer_args: list = [],  # noqa: B006
+    init_model: Optional[Input[Model]] = None,  # noqa: UP045 - KFP reads Optional[...]
 ):
     """Train `trainer` ("llm": a causal LM, "vlm": a vision-language model) on the prepared
-    shards; the model is an HF directory."""
+    shards; the model is an HF directory. `trainer_args` and `init_model` (the previous stage's
+    model, as `--init-model DIR`) come from a multi-stage pipeline's stage."""
     from components.common import trainer_argv
     from components.train.task import final_metrics, train
 
@@ -42,6 +48,9 @@ def train(
         wandb_project=wandb_project,
         wandb_secret=wandb_secret,
     )
+    argv += [*trainer_args, *(["--hf-secret", hf_secret] if hf_secret else [])]
+    if init_model is not None:
+        argv += ["--init-model", init_model.path]
     metadata = train(
         argv=argv,
         output_dir=model.path,

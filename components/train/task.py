@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
-from components.common import check_trainer, use_run_group
+from components.common import trainer_steps, use_run_group
+from components.train.process import TrainerFailed, run_trainer  # noqa: F401 - re-exported
 from trainers.common import storage
-from trainers.llm.outputs import METADATA_FILE  # trainers.vlm writes the same file
-
-
-class TrainerFailed(RuntimeError):
-    def __init__(self, returncode: int, *, module: str) -> None:
-        super().__init__(f"train: python -m {module} exited with status {returncode}")
-        self.returncode = returncode
+from trainers.common.logs import log
+from trainers.common.outputs import METADATA_FILE
 
 
 def train(
@@ -34,7 +29,7 @@ def train(
     wandb_dir: str = "",
 ) -> dict:
     """Run the trainer; return the `training_metadata.json` it wrote next to the model."""
-    use_run_group(run_group, wandb_dir)
+    use_run_group(run_group, wandb_dir, step="train")
     argv = [*argv, "--output-dir", output_dir]
     # Vertex sets AIP_CHECKPOINT_DIR from the CustomJob's base output directory. Without
     # either, checkpoints go beside the model, which a restarted job finds again.
@@ -45,11 +40,10 @@ def train(
     env = dict(os.environ)
     if nproc_per_node > 1:
         env["LIFTOFF_NPROC_PER_NODE"] = str(nproc_per_node)
-    module = f"trainers.{check_trainer(trainer)}"
-    print(f"train: python -m {module} " + " ".join(argv), flush=True)
-    done = subprocess.run([sys.executable, "-m", module, *argv], env=env)
-    if done.returncode:
-        raise TrainerFailed(done.returncode, module=module)
+    module = trainer_steps(trainer).module
+    log(f"train: python -m {module} " + " ".join(argv))
+    # Exits with the trainer's status when it fails: 143 after SIGTERM is a preemption.
+    run_trainer([sys.executable, "-m", module, *argv], env=env, module=module)
     return json.loads(storage.read_text(storage.join(output_dir, METADATA_FILE)))
 
 

@@ -18,6 +18,7 @@ from components.train.component import train
 from serving.registry import LocalRegistry
 from tests.support.kfp_local import TINY_OVERRIDES, kfp_local  # noqa: F401
 from tests.support.wandb_records import find_run_files, read_run
+from trainers.common import prepared
 
 pytestmark = pytest.mark.slow
 PROMPTS = ["What is 2 + 2?", "What is 3 + 5?", "What is 9 - 4?"]
@@ -32,8 +33,7 @@ def _records(path, records, extra_lines=()):
 
 
 def _split_records(dataset) -> list[dict]:
-    with open(os.path.join(dataset.path, "records.jsonl")) as f:
-        return [json.loads(line) for line in f]
+    return prepared.read_records(dataset.path)
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +196,8 @@ def test_register_keeps_versions_aliases_and_lineage(out, dirs):
     assert v2.version == 2 and v2.aliases == ["candidate", "latest"]
     assert v2.labels == {"git_sha": "abc123", "pipeline_run": "run-1"}
     assert v2.lineage["model_artifact"] == out["model"].uri
+    wandb_run = v2.lineage["wandb_run"]  # the train step's run, as its metadata recorded it
+    assert wandb_run["group"] == "group-under-test" and os.path.isdir(wandb_run["directory"])
     assert v2.metrics["exact_match"] == out["eval_metrics"].metadata["exact_match"]
     assert registry.resolve("tiny@1").aliases == []
     assert os.path.isfile(os.path.join(v2.model_dir, "config.json"))

@@ -17,6 +17,7 @@ from components.prepare_data.component import prepare_data
 from components.train.component import train
 from tests.support.kfp_local import kfp_local  # noqa: F401
 from tests.support.wandb_records import find_run_files, read_run
+from trainers.common import prepared
 
 pytestmark = pytest.mark.slow
 # Small enough for seconds per step on 2 cores; the same overrides reach prepare_data and train.
@@ -103,8 +104,7 @@ def _one(runs, job_type: str):
 
 
 def _records(dataset: Dataset) -> list[dict]:
-    with open(os.path.join(dataset.path, "records.jsonl")) as f:
-        return [json.loads(line) for line in f]
+    return prepared.read_records(dataset.path)
 
 
 def test_prepare_data_writes_image_text_splits(out):

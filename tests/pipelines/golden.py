@@ -6,11 +6,20 @@ review the diff like code.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from components.images import Images
+
 HERE = Path(__file__).parent / "golden"
-# name -> compile options; each is compiled with the default images (no LIFTOFF_*_IMAGE).
+DIGEST = "0123456789abcdef" * 4
+REGISTRY = "us-central1-docker.pkg.dev/liftoff-test/liftoff"
+# Fixed images, so the files do not change when a build pins components/images.py.
+IMAGES = {
+    "trainer": f"{REGISTRY}/trainer@sha256:{DIGEST}",
+    "serving": f"{REGISTRY}/serving@sha256:{DIGEST}",
+    "serving-gpu": f"{REGISTRY}/serving-gpu@sha256:{DIGEST}",
+}
+# name -> compile options.
 CASES = {
     "llm-finetune": {"pipeline": "llm-finetune", "hardware": "a100x1"},
     "llm-finetune-a100x8-2nodes-spot": {
@@ -26,19 +35,23 @@ CASES = {
 
 def compile_case(name: str, path: str) -> str:
     from pipelines.compile import compile_pipeline
-    from pipelines.hardware import get_profile
+    from pipelines.hardware import SERVING_DEFAULT, get_profile
 
     case = CASES[name]
     profile = get_profile(case["hardware"]).with_options(
         nodes=case.get("nodes"), scheduling=case.get("scheduling")
     )
-    return compile_pipeline(case["pipeline"], hardware=profile, path=path)
+    serving = get_profile(SERVING_DEFAULT)
+    images = Images(
+        trainer=IMAGES["trainer"],
+        serving=IMAGES["serving-gpu" if serving.accelerator_count else "serving"],
+    )
+    return compile_pipeline(
+        case["pipeline"], hardware=profile, images=images, serving=serving, path=path
+    )
 
 
 def main() -> None:
-    for variable in ("LIFTOFF_TRAINER_IMAGE", "LIFTOFF_SERVING_IMAGE"):
-        if os.environ.get(variable):
-            raise SystemExit(f"unset {variable}: golden files use the default images")
     HERE.mkdir(exist_ok=True)
     for name in CASES:
         print(compile_case(name, str(HERE / f"{name}.yaml")))

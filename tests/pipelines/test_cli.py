@@ -17,10 +17,12 @@ import pytest
 import yaml
 
 from pipelines.cli import main, parser
+from tests.pipelines.golden import IMAGES
 from tests.support.imports import modules_after, within
 from tests.support.vertex_fake import _Error as VertexError
 
 COMMANDS = ("pipelines", "run", "compile", "submit", "serve", "models", "hardware")
+COMMANDS += ("templates", "schedule", "status", "logs", "cancel", "runs")
 HEAVY = (
     "kfp",
     "torch",
@@ -153,6 +155,7 @@ def test_hardware_lists_the_profiles_with_their_machines(capsys):
     assert rows["a100-80x8"][:3] == ["a2-ultragpu-8g", "8x", "NVIDIA_A100_80GB"]
     assert rows["h100x8"][:3] == ["a3-highgpu-8g", "8x", "NVIDIA_H100_80GB"]
     assert rows["h200x8"][:3] == ["a3-ultragpu-8g", "8x", "NVIDIA_H200_141GB"]
+    assert rows["b200x8"][:3] == ["a4-highgpu-8g", "8x", "NVIDIA_B200"]
 
 
 # --- usage errors -------------------------------------------------------------------------
@@ -178,7 +181,30 @@ USAGE_ERRORS = [
     (["submit", "llm-finetune", "--region", REGION, "--pipeline-root", ROOT], "--project is"),
     (["submit", "llm-finetune", *destination("/tmp/root")], "gs://BUCKET/PATH"),
     (["submit", "llm-finetune", *destination(ROOT), "--region", "Europe West"], "--region"),
-    (["serve", "nosuch@latest", "--workdir", "wd"], "model 'nosuch'"),
+    # What the pipeline would only find out after preparing data and training on GPUs.
+    (["run", "llm-finetune", "--preset", "nosuch"], "--preset 'nosuch' is unknown"),
+    (["run", "llm-finetune", "--set", "optim.nolr=1"], "no config field 'optim.nolr'"),
+    (["run", "llm-finetune", "--set", "optim.lr=fast"], "optim.lr='fast' is invalid"),
+    (["run", "llm-finetune", "--param", "gate_metric=bleu"], "gate_metric: 'bleu'"),
+    (["run", "llm-finetune", "--param", 'version_aliases=["Prod"]'], "version_aliases: 'Prod'"),
+    (["run", "llm-finetune", "--param", 'model_labels={"Team": "ml"}'], "key 'Team'"),
+    (["run", "llm-finetune", "--param", "data=gone.jsonl"], "'gone.jsonl': no such file"),
+    (["run", "llm-finetune", "--param", "on_bad_record=ignore"], "on_bad_record='ignore'"),
+    (["compile", "vlm-ddp", "--param", "preset=qwen2.5-0.5b"], "--preset 'qwen2.5-0.5b'"),
+    (["compile", "llm-finetune", "--set", "optim.lr"], "expected section.field=value"),
+    (["compile", "llm-finetune", "--param", "gate_metric=vqa_exact_match"], "exact_match, neg"),
+    (["compile", "llm-finetune", "--param", "hf_secret=hf-token"], "hf_secret: bad secret"),
+    (["compile", "llm-finetune", "--hardware", "cpu", "--flex-start"], "cannot use FLEX_START"),
+    (["compile", "llm-finetune", "--flex-start", "--timeout", "8d"], "over FLEX_START's 7 days"),
+    (["compile", "llm-finetune", "--timeout", "soon"], "--timeout: 'soon'"),
+    (["submit", "llm-finetune", *destination(ROOT), "--set", "train.nosteps=1"], "train.nosteps"),
+    (["submit", "llm-finetune", *destination(ROOT), "--param", "model_name="], "model_name: ''"),
+    (["submit", "llm-finetune", *destination(ROOT), "--param", "data=data.jsonl"], "gs:// paths"),
+    (["submit", "llm-finetune", *destination(ROOT), "--param", "parent_model=m1"], "models/ID"),
+    (
+        ["submit", "llm-finetune", *destination(ROOT), "--param", 'model_labels={"a": "B"}'],
+        "a='B' has an invalid value",
+    ),
 ]
 
 
@@ -207,7 +233,6 @@ def test_usage_errors_are_one_line_exit_2_and_do_nothing(
         ["compile", "llm-finetune", "--spot", "--flex-start"],
         ["submit", "llm-finetune", "--spot", "--flex-start", "--dry-run"],
         ["compile", "llm-finetune", "--nodes", "two"],
-        ["serve", "m", "--port", "http"],
     ],
 )
 def test_argparse_usage_errors_exit_2(capsys, tmp_path, argv):
@@ -223,7 +248,6 @@ def test_argparse_usage_errors_exit_2(capsys, tmp_path, argv):
 def test_a_usage_error_is_exit_2_and_one_line_across_the_process_boundary(tmp_path):
     for argv in (
         [sys.executable, "-m", "pipelines.cli", "compile", "llm-finetune", "--hardware", "tpu9"],
-        [str(Path(sys.executable).with_name("liftoff")), "serve", "gone@prod", "--workdir", "wd"],
     ):
         done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
@@ -241,10 +265,12 @@ SCHEDULING = {"default": [], "spot": ["--spot"], "flex": ["--flex-start"]}
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("compiled")
+    # The same images the (function-scoped) LIFTOFF_*_IMAGE of conftest.py name.
+    images = ["--trainer-image", IMAGES["trainer"], "--serving-image", IMAGES["serving-gpu"]]
     paths = {}
     for name, flags in SCHEDULING.items():
         paths[name] = out / f"{name}.yaml"
-        assert main(["compile", "llm-finetune", *flags, "-o", str(paths[name])]) == 0
+        assert main(["compile", "llm-finetune", *flags, *images, "-o", str(paths[name])]) == 0
     return paths
 
 
@@ -270,6 +296,21 @@ def test_spot_and_flex_start_set_the_training_strategy(compiled):
     assert strategies == {"default": "STANDARD", "spot": "SPOT", "flex": "FLEX_START"}
 
 
+def test_compile_params_become_the_templates_defaults(capsys, tmp_path):
+    code, out, err = cli(
+        capsys,
+        *["compile", "llm-finetune", "--param", "preset=qwen2.5-0.5b", "--set", "optim.lr=1e-4"],
+        *["--param", "data=gs://b/train.jsonl", "-o", "t.yaml"],
+    )
+
+    assert (code, err) == (0, "")
+    params = yaml.safe_load((tmp_path / "t.yaml").read_text())["root"]["inputDefinitions"]
+    defaults = {name: p["defaultValue"] for name, p in params["parameters"].items()}
+    assert defaults["preset"] == "qwen2.5-0.5b" and defaults["data"] == "gs://b/train.jsonl"
+    assert defaults["overrides"] == ["optim.lr=1e-4"]
+    assert defaults["gate_metric"] == "exact_match"  # the rest stay declared
+
+
 def test_compiled_images_are_never_latest(compiled):
     spec = yaml.safe_load(compiled["default"].read_text())
     executors = spec["deploymentSpec"]["executors"].values()
@@ -286,24 +327,34 @@ def test_compiled_images_are_never_latest(compiled):
 # --- submit -------------------------------------------------------------------------------
 
 
-def test_submit_dry_run_prints_the_request_and_sends_nothing(capsys, vertex_fake, gcs_emulator):
+def test_submit_dry_run_prints_the_whole_request_and_sends_nothing(
+    capsys, vertex_fake, gcs_emulator
+):
     code, out, err = cli(
         capsys,
-        *["submit", "llm-finetune", "--dry-run", *destination()],
+        *["submit", "llm-finetune", "--dry-run", *destination(), "--experiment", "sft"],
         *["--service-account", SERVICE_ACCOUNT, "--param", "max_steps=7", "--label", "team=ml"],
     )
 
     assert (code, err) == (0, "")
-    body = json.loads(out)
+    request = json.loads(out)
+    job_id = request["pipelineJobId"]
+    assert job_id.startswith("llm-finetune-")
+    assert request["parent"] == f"projects/{PROJECT}/locations/{REGION}"
+    body = request["pipelineJob"]
+    assert body["displayName"] == job_id
     assert body["pipelineSpec"]["pipelineInfo"]["name"] == "llm-finetune"
     assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/root"
     values = body["runtimeConfig"]["parameterValues"]
     assert values["max_steps"] == 7
-    job_id = body["displayName"]
-    assert values["base_output_dir"] == f"gs://b/root/{job_id}/train"
     assert values["model_labels"] == {"liftoff_run": job_id, "git_sha": GIT_SHA[:12]}
     assert body["serviceAccount"] == SERVICE_ACCOUNT
     assert body["labels"] == {"team": "ml", "liftoff-pipeline": "llm-finetune"}
+    contexts = f"projects/{PROJECT}/locations/{REGION}/metadataStores/default/contexts"
+    assert request["experiment"] == {
+        "context": f"{contexts}/sft",
+        "addContextChildren": {"childContexts": [f"{contexts}/{job_id}"]},
+    }
     assert vertex_fake.requests == []
 
 
@@ -326,8 +377,6 @@ def test_submit_creates_the_run_on_vertex(capsys, vertex_fake, gcs_emulator):
     assert body["runtimeConfig"]["gcsOutputDirectory"] == root
     values = body["runtimeConfig"]["parameterValues"]
     assert values["max_steps"] == 7
-    assert values["service_account"] == SERVICE_ACCOUNT
-    assert values["base_output_dir"] == f"{root}/{job_id}/train"
     assert values["model_labels"] == {
         "liftoff_run": job_id,
         "git_sha": GIT_SHA[:12],
@@ -426,39 +475,3 @@ def test_a_vertex_api_error_is_one_line_exit_1(capsys, monkeypatch, vertex_fake,
     assert_one_line_error(err, "submit")
     assert "403" in err and f"denied on resource 'projects/{PROJECT}/locations/{REGION}'" in err
     assert len(creates(vertex_fake)) == 1
-
-
-# --- models -------------------------------------------------------------------------------
-
-
-def test_models_lists_the_registry(capsys, tmp_path):
-    from serving.registry import LocalRegistry
-    from tests.support.tiny_model import make_tiny_model_dir
-
-    code, out, err = cli(capsys, "models", "--workdir", "wd")
-    assert (code, err) == (0, "")
-    assert out.startswith("no models registered in wd/registry")
-
-    model_dir = make_tiny_model_dir(str(tmp_path / "model"))
-    registry = LocalRegistry(str(tmp_path / "wd" / "registry"))
-    registry.register(
-        "tiny-sft", model_dir, metrics={"exact_match": 0.25, "perplexity": 3.5}, aliases=["prod"]
-    )
-    registry.record_deployment("tiny-sft@1", {"checked_at": "2026-01-02T03:04:05Z"})
-    registry.register("tiny-sft", model_dir, metrics={"exact_match": 0.5}, aliases=[])
-    capsys.readouterr()  # transformers' progress bars from writing the model
-
-    code, out, err = cli(capsys, "models", "--workdir", "wd")
-
-    assert (code, err) == (0, "")
-    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
-    assert rows["tiny-sft@1"][0] == "prod"  # `latest` has moved on to version 2
-    assert "exact_match=0.250" in rows["tiny-sft@1"] and "perplexity=3.500" in rows["tiny-sft@1"]
-    assert rows["tiny-sft@1"][-1] == "2026-01-02T03:04:05Z"
-    assert rows["tiny-sft@2"][0] == "latest"
-    assert "exact_match=0.500" in rows["tiny-sft@2"] and rows["tiny-sft@2"][-1] == "-"
-
-    code, out, err = cli(capsys, "serve", "tiny-sft@staging", "--workdir", "wd")
-    assert code == 2 and out == ""
-    assert_one_line_error(err, "serve")
-    assert "tiny-sft@staging" in err

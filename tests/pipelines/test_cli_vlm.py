@@ -22,11 +22,10 @@ A100X8 = {
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
-    """No LIFTOFF_* settings, image overrides or liftoff.toml from outside (vertex_fake, set up
-    after this, sets LIFTOFF_API_ENDPOINT again)."""
+    """No LIFTOFF_* settings or liftoff.toml from outside (vertex_fake, set up after this, sets
+    LIFTOFF_API_ENDPOINT again); the images: tests/pipelines/conftest.py."""
     for name in ("PROJECT", "REGION", "PIPELINE_ROOT", "SERVICE_ACCOUNT", "API_ENDPOINT"):
         monkeypatch.delenv(f"LIFTOFF_{name}", raising=False)
-    monkeypatch.delenv("LIFTOFF_TRAINER_IMAGE", raising=False)
     monkeypatch.setenv("LIFTOFF_GIT_SHA", "0123456789abcdef")
     monkeypatch.chdir(tmp_path)
 
@@ -81,7 +80,7 @@ def test_submit_dry_run_shows_the_multi_node_flex_start_spec(capsys, vertex_fake
     )
 
     assert (code, err) == (0, "")
-    body = json.loads(out)
+    body = json.loads(out)["pipelineJob"]
     spec = body["pipelineSpec"]
     assert spec["pipelineInfo"]["name"] == "vlm-ddp"
     assert _machines(spec) == [(1, A100X8), (2, A100X8)]  # primary + (nodes - 1) workers

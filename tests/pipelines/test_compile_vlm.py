@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.images import Images
 from pipelines.compile import compile_pipeline
 from pipelines.hardware import get_profile
-from tests.pipelines.golden import HERE, compile_case
+from tests.pipelines.golden import HERE, IMAGES, compile_case
 from tests.support.compiled import SECRET_CANARY, constant, tasks, train_input
 
 A100X8 = {
@@ -19,12 +20,6 @@ A100X8 = {
     "accelerator_type": "NVIDIA_TESLA_A100",
     "accelerator_count": 8,
 }
-
-
-@pytest.fixture(autouse=True)
-def default_images(monkeypatch):
-    monkeypatch.delenv("LIFTOFF_TRAINER_IMAGE", raising=False)
-    monkeypatch.delenv("LIFTOFF_SERVING_IMAGE", raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +59,10 @@ def test_two_nodes_are_a_primary_pool_and_a_worker_pool(two_nodes):
 @pytest.mark.parametrize("scheduling", ["SPOT", "FLEX_START"])
 def test_spot_and_flex_start_reach_the_training_job(scheduling, tmp_path):
     profile = get_profile("a100x8").with_options(nodes=2, scheduling=scheduling)
-    path = compile_pipeline("vlm-ddp", hardware=profile, path=str(tmp_path / "p.yaml"))
+    images = Images(trainer=IMAGES["trainer"], serving=IMAGES["serving-gpu"])
+    path = compile_pipeline(
+        "vlm-ddp", hardware=profile, images=images, path=str(tmp_path / "p.yaml")
+    )
     spec = yaml.safe_load(Path(path).read_text())
     assert train_input(spec, "strategy") == scheduling
     assert [p["replica_count"] for p in train_input(spec, "worker_pool_specs")] == [1, 1]
@@ -107,6 +105,6 @@ def test_no_secret_values(tmp_path, monkeypatch):
     assert SECRET_CANARY not in text
     spec = yaml.safe_load(text)
     for pool in train_input(spec, "worker_pool_specs"):
-        assert pool["container_spec"].get("env", []) == []
+        assert pool["container_spec"]["env"] == [{"name": "LIFTOFF_GPUS_PER_NODE", "value": "8"}]
     assert spec["root"]["inputDefinitions"]["parameters"]["wandb_secret"]["defaultValue"] == ""
     assert "WANDB_API_KEY" not in json.dumps(spec)

@@ -14,14 +14,15 @@ import fsspec
 import pytest
 from kfp import compiler, dsl
 
+from pipelines.preflight import check_labels
 from pipelines.settings import SubmitSettings, resolve_settings
 from pipelines.submit import (
     build_job,
     dry_run_body,
+    dry_run_request,
     init_vertex,
     request_body,
     submit,
-    validate_labels,
 )
 from tests.support import vertex_fake as vertex_fake_plugin
 
@@ -158,18 +159,26 @@ def test_dry_run_sends_nothing_and_matches_what_submit_sends(template, settings,
     init_vertex(settings)  # even pointed at an API, a dry run must not call it
     kwargs = dict(display_name="tiny add", parameter_values=PARAMETERS, labels=LABELS)
 
-    body = dry_run_body(template, settings=settings, **kwargs)
+    request = dry_run_request(
+        template, settings=settings, job_id="tiny-1", experiment="sweep", **kwargs
+    )
 
     assert vertex_fake.requests == []
     assert not fsspec.filesystem("gs").exists(settings.pipeline_root.split("/")[2])
-    job = build_job(template, settings=settings, enable_caching=None, **kwargs)
-    assert request_body(job, service_account=SERVICE_ACCOUNT) == body
+    job = build_job(template, settings=settings, enable_caching=None, job_id="tiny-1", **kwargs)
+    assert request_body(job, service_account=SERVICE_ACCOUNT) == request["pipelineJob"]
     assert job._gca_resource.service_account == ""  # request_body left the job as built
     assert vertex_fake.requests == []
 
-    _submit(template, settings)
+    _submit(template, settings, job_id="tiny-1", experiment="sweep")
     (create,) = _creates(vertex_fake)
-    assert create.body == body
+    assert create.path == f"/v1/{request['parent']}/pipelineJobs"
+    assert create.query["pipelineJobId"] == request["pipelineJobId"] == "tiny-1"
+    assert create.body == request["pipelineJob"]
+    association = request["experiment"]
+    (link,) = [r for r in vertex_fake.requests if r.path.endswith(":addContextChildren")]
+    assert link.path == f"/v1/{association['context']}:addContextChildren"
+    assert link.body == association["addContextChildren"]
 
 
 def test_dry_run_needs_no_credentials_and_no_network(template, monkeypatch):
@@ -228,7 +237,7 @@ def test_bad_labels_are_named_before_anything_is_sent(
 
 
 def test_good_labels_pass():
-    validate_labels({"a": "", "team_1": "ml-ops", "k" * 63: "v" * 63})
+    check_labels({"a": "", "team_1": "ml-ops", "k" * 63: "v" * 63})
 
 
 def test_init_vertex_uses_anonymous_rest_only_for_loopback(vertex_fake):

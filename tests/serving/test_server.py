@@ -1,127 +1,81 @@
-"""The Vertex AI serving contract, checked against the real server on loopback.
+"""The Vertex AI serving contract, readiness and dynamic batching, checked against the real
+server on loopback.
 
-    OMP_NUM_THREADS=1 python -m pytest -q tests/serving
+    HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q tests/serving/test_server.py
 
-Most tests share one uvicorn server (in a thread, custom AIP_* routes) holding a tiny untrained
-model; the loader seam `predictor_factory` wraps the real Predictor to count generate calls or
-hold the load back. LocalServer runs `python -m serving` as a child process.
+One tiny untrained model is loaded once; each test's server wraps it with the limits the test
+needs (tests/serving/servers.py). Batching tests hold the first batch inside the model, line
+requests up behind it, and then check which batches ran and what each client got. The bad
+inputs are in test_probe.py. LocalServer runs `python -m serving` as a child process.
 """
 
 from __future__ import annotations
 
-import http.client
+import contextlib
 import json
 import shutil
-import socket
 import threading
-import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import uvicorn
+import torch
 
+from serving import contract
 from serving.__main__ import main, parser
 from serving.local import LocalServer, ServerError
-from serving.predictor import Predictor
-from serving.server import MAX_BODY_BYTES, create_app
-from tests.support.tiny_model import tiny_model_dir  # noqa: F401
+from serving.params import Generation
+from serving.server import create_app
+from serving.text import TextPredictor
+from tests.serving.servers import WAIT_S, ThreadServer, line_up, serve_text, wait_for
 from trainers.common import storage
+from trainers.lm.model import load_trained
 
 HEALTH = "/v1/ping"
 PREDICT = "/v1/models/tiny:predict"
 FEW = {"max_new_tokens": 4}
-QUESTIONS = ["What is 2 + 3?", "What is 41 - 7?", "What is 19 + 19?"]
-
-
-class ThreadServer:
-    """uvicorn serving `app` from a thread, on a port the OS picked (no race to find one)."""
-
-    def __init__(self, app):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, args=([sock],), daemon=True)
-
-    def __enter__(self) -> ThreadServer:
-        self.thread.start()
-        _wait_for(lambda: self.server.started, "the server to start")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-    def call(self, method: str, path: str, body=None, headers=None) -> tuple[int, dict]:
-        """(status, JSON body) of one request; `body` may be bytes or an iterable (chunked)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            response = conn.getresponse()
-            return response.status, json.loads(response.read())
-        finally:
-            conn.close()
-
-    def predict(self, instances, parameters=None, path: str = PREDICT) -> tuple[int, dict]:
-        payload = {"instances": instances, **({"parameters": parameters} if parameters else {})}
-        return self.call("POST", path, json.dumps(payload).encode())
-
-    def wait_loaded(self, path: str = HEALTH) -> tuple[int, dict]:
-        """The first health answer that is not 503 (loading)."""
-        answer = self.call("GET", path)
-        deadline = time.monotonic() + 120
-        while answer[0] == 503 and time.monotonic() < deadline:
-            time.sleep(0.05)
-            answer = self.call("GET", path)
-        return answer
-
-
-def _wait_for(condition, what: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
-
-class CountingLoader:
-    """Loads the real Predictor and records the batch size of every `model.generate` call."""
-
-    def __init__(self) -> None:
-        self.batch_sizes: list[int] = []
-        self.num_new_tokens: list[int] = []
-
-    def __call__(self, uri: str) -> Predictor:
-        predictor = Predictor.load(uri)
-        generate = predictor.model.generate
-
-        def counted(**kwargs):
-            out = generate(**kwargs)
-            self.batch_sizes.append(len(kwargs["input_ids"]))
-            self.num_new_tokens.append(out.shape[1] - kwargs["input_ids"].shape[1])
-            return out
-
-        predictor.model.generate = counted
-        return predictor
+QUESTIONS = ["What is 2 + 3?", "What is 41 - 7?", "What is 19 + 19?", "What is 8 - 1?"]
+FIRST = (["What is 1 + 1?"], FEW)  # held inside the model while the others queue
 
 
 @pytest.fixture(scope="module")
-def loader() -> CountingLoader:
-    return CountingLoader()
+def loaded(tiny_model_dir):
+    return load_trained(tiny_model_dir, device="cpu")
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_dir, loader):  # noqa: F811
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIP_HEALTH_ROUTE", HEALTH)
-        mp.setenv("AIP_PREDICT_ROUTE", PREDICT)
-        app = create_app(tiny_model_dir, predictor_factory=loader)
-    with ThreadServer(app) as running:
-        assert running.wait_loaded() == (200, {"status": "ready"})
+def new_tokens(loaded) -> list[int]:
+    """New tokens of every `model.generate` call from here on."""
+    model, counts = loaded[0], []
+    generate = model.generate
+
+    def counted(**kwargs):
+        out = generate(**kwargs)
+        counts.append(out.shape[1] - kwargs["input_ids"].shape[1])
+        return out
+
+    model.generate = counted
+    yield counts
+    model.generate = generate
+
+
+@pytest.fixture(scope="module")
+def server(loaded, new_tokens):
+    with contextlib.ExitStack() as stack:
+        with pytest.MonkeyPatch.context() as mp:  # the routes are read when the app is made
+            mp.setenv(contract.HEALTH_ROUTE_ENV, HEALTH)
+            mp.setenv(contract.PREDICT_ROUTE_ENV, PREDICT)
+            running, _ = stack.enter_context(serve_text(loaded))
         yield running
 
 
-def _answers(server, instances, parameters=FEW) -> list[str]:
-    status, body = server.predict(instances, parameters)
+@pytest.fixture(scope="module")
+def singles(server) -> dict[str, str]:
+    """Each question's answer asked alone: what every batching must reproduce."""
+    return {q: _answers(server, [q])[0] for q in QUESTIONS}
+
+
+def _answers(server, instances, parameters=FEW, path=PREDICT) -> list[str]:
+    status, body = server.predict(instances, parameters, path=path)
     assert status == 200, body
     assert len(body["predictions"]) == len(instances)
     return body["predictions"]
@@ -129,9 +83,28 @@ def _answers(server, instances, parameters=FEW) -> list[str]:
 
 def test_routes_come_from_the_environment(server):
     assert server.call("GET", HEALTH) == (200, {"status": "ready"})
-    assert server.call("GET", "/health")[0] == 404
+    status, body = server.call("GET", "/health")
+    assert status == 404 and body["error"]["reason"] == "not_found"
     assert server.predict(["hi"], FEW, path="/predict")[0] == 404
-    assert server.predict(["hi"], FEW)[0] == 200
+    status, body = server.call("GET", PREDICT)
+    assert (status, body["error"]["code"], body["error"]["reason"]) == (
+        405,
+        405,
+        "method_not_allowed",
+    )
+    assert server.predict(["hi"], FEW, path=PREDICT)[0] == 200
+
+
+def test_the_contract_is_what_vertex_is_told():
+    spec = contract.container_spec("img@sha256:0")
+    assert (spec["healthRoute"], spec["predictRoute"]) == ("/health", "/predict")
+    assert spec["ports"] == [{"containerPort": 8080}]
+    env = {contract.PORT_ENV: "9000", contract.PREDICT_ROUTE_ENV: "/p"}
+    assert (contract.port(env), contract.predict_route(env), contract.health_route(env)) == (
+        "9000",
+        "/p",
+        "/health",
+    )
 
 
 def test_the_three_instance_forms_are_the_same_conversation(server):
@@ -148,29 +121,31 @@ def test_the_three_instance_forms_are_the_same_conversation(server):
         },
     ]
     answers = _answers(server, instances)
-    assert all(isinstance(a, str) for a in answers)
     assert answers[0] != ""  # guard: an empty answer would make the equalities vacuous
     assert answers[0] == answers[1] == answers[2]
     assert answers[3] != answers[0]
 
 
-def test_one_generate_call_per_request(server, loader):
-    before = len(loader.batch_sizes)
-    _answers(server, QUESTIONS * 2)
-    assert loader.batch_sizes[before:] == [6]
-
-
-def test_max_new_tokens_bounds_the_answer(server, loader):
-    before = len(loader.num_new_tokens)
+def test_max_new_tokens_bounds_the_answer(server, new_tokens):
+    before = len(new_tokens)
     _answers(server, QUESTIONS, {"max_new_tokens": 3})
-    assert loader.num_new_tokens[before:] == [3]  # the tiny model never emits EOS this early
+    assert new_tokens[before:] == [3]  # the tiny model never emits EOS this early
 
 
-def test_greedy_is_deterministic_and_independent_of_the_batch(server):
-    batched = _answers(server, QUESTIONS + QUESTIONS[:1])
-    singles = [_answers(server, [q])[0] for q in QUESTIONS]
-    assert len(set(singles)) == len(QUESTIONS)  # guard: answers depend on the prompt
-    assert batched == singles + singles[:1]
+def test_without_max_new_tokens_an_answer_gets_what_the_context_leaves(server, new_tokens):
+    long = "What is 2 + 3? " * 27  # 249 tokens of the 256 the tiny model attends over
+    before = len(new_tokens)
+    assert server.predict([long], path=PREDICT)[0] == 200
+    assert new_tokens[before:] == [256 - 249]
+    assert Generation().fitted(longest_prompt=10, context=256).max_new_tokens == 64
+    assert (
+        Generation(max_new_tokens=200).fitted(longest_prompt=10, context=256).max_new_tokens == 200
+    )
+
+
+def test_greedy_answers_do_not_depend_on_the_batch(server, singles):
+    assert len(set(singles.values())) == len(QUESTIONS)  # guard: answers depend on the prompt
+    assert _answers(server, QUESTIONS + QUESTIONS[:1]) == [*singles.values(), singles[QUESTIONS[0]]]
 
 
 def test_sampling_parameters_are_accepted(server):
@@ -178,161 +153,154 @@ def test_sampling_parameters_are_accepted(server):
     assert all(isinstance(a, str) for a in answers)
 
 
-BAD_REQUESTS = {
-    "not JSON": (b'{"instances": [', "not valid JSON"),
-    "not UTF-8": (b"\xff\xfe{}", "not valid JSON"),
-    "nested too deeply": (b"[" * 200_000, "not valid JSON"),
-    "not an object": (b'["hi"]', "JSON object"),
-    "no instances": (b'{"parameters": {}}', '"instances"'),
-    "empty instances": (b'{"instances": []}', '"instances"'),
-    "instances not a list": (b'{"instances": "hi"}', '"instances"'),
-    "unknown field": (b'{"instances": ["hi"], "parameter": {}}', "'parameter'"),
-    "bad instance": (b'{"instances": ["hi", 7]}', "instances[1]"),
-    "two keys": (b'{"instances": [{"prompt": "a", "messages": []}]}', "instances[0]"),
-    "prompt not str": (b'{"instances": [{"prompt": 3}]}', "instances[0].prompt"),
-    "bad role": (
-        b'{"instances": [{"messages": [{"role": "bot", "content": "x"}]}]}',
-        "instances[0].messages[0].role='bot'",
-    ),
-    "no content": (b'{"instances": [{"messages": [{"role": "user"}]}]}', "messages[0]"),
-    "zero tokens": (b'{"instances": ["hi"], "parameters": {"max_new_tokens": 0}}', "1 to 2048"),
-    "too many tokens": (
-        b'{"instances": ["hi"], "parameters": {"max_new_tokens": 2049}}',
-        "parameters.max_new_tokens=2049",
-    ),
-    "bool tokens": (b'{"instances": ["hi"], "parameters": {"max_new_tokens": true}}', "True"),
-    "negative temperature": (
-        b'{"instances": ["hi"], "parameters": {"temperature": -1}}',
-        "parameters.temperature=-1",
-    ),
-    "NaN temperature": (b'{"instances": ["hi"], "parameters": {"temperature": NaN}}', "nan"),
-    "zero top_p": (b'{"instances": ["hi"], "parameters": {"top_p": 0}}', "parameters.top_p=0"),
-    "unknown parameter": (b'{"instances": ["hi"], "parameters": {"beams": 4}}', "beams"),
-    "parameters not an object": (b'{"instances": ["hi"], "parameters": [1]}', "parameters"),
-}
+def test_concurrent_requests_share_one_batch_and_get_the_answers_they_get_alone(loaded, singles):
+    with serve_text(loaded) as (server, batches):
+        results = line_up(server, batches, FIRST, [([q], FEW) for q in QUESTIONS])
+    assert batches.sizes == [1, len(QUESTIONS)]
+    assert [body["predictions"] for _, body in results[1:]] == [[singles[q]] for q in QUESTIONS]
 
 
-@pytest.mark.parametrize("body, expected", BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
-def test_bad_request_is_400_and_the_server_keeps_serving(server, body, expected):
-    status, answer = server.call("POST", PREDICT, body, {"Content-Type": "application/json"})
-    assert status == 400
-    assert list(answer) == ["error"] and expected in answer["error"]
-    assert "\n" not in answer["error"]
-    assert len(_answers(server, ["hi"])) == 1
+def test_max_batch_size_one_serves_one_request_at_a_time(loaded, singles):
+    with serve_text(loaded, max_batch_size=1) as (server, batches):
+        requests = [([q], FEW) for q in QUESTIONS[:2]] + [(QUESTIONS, FEW)]
+        results = line_up(server, batches, FIRST, requests)
+    assert batches.sizes == [1, 1, 1, len(QUESTIONS)]  # a request is never split
+    assert results[3][1]["predictions"] == list(singles.values())
 
 
-def _oversized_chunks():
-    piece = b" " * 100_000
-    yield b'{"instances": ["hi"]}'
-    for _ in range(16):
-        yield piece
+def test_a_batch_takes_at_most_max_batch_size_instances(loaded):
+    with serve_text(loaded, max_batch_size=2) as (server, batches):
+        results = line_up(server, batches, FIRST, [([q], FEW) for q in QUESTIONS + QUESTIONS[:1]])
+    assert batches.sizes == [1, 2, 2, 1]
+    assert all(status == 200 for status, _ in results)
 
 
-def test_oversized_body_is_413_and_the_server_keeps_serving(server):
-    big = json.dumps({"instances": ["x" * 1_600_000]}).encode()
-    status, answer = server.call("POST", PREDICT, big)
-    assert (status, list(answer)) == (413, ["error"])
-    assert _answers(server, ["hi"])
-    # Chunked: no Content-Length to trust, so the bytes actually read are counted.
-    status, answer = server.call("POST", PREDICT, _oversized_chunks())
-    assert (status, list(answer)) == (413, ["error"])
-    assert _answers(server, ["hi"])
-    # Just under the limit (JSON allows trailing whitespace) is still served.
-    near = b'{"instances": ["hi"], "parameters": {"max_new_tokens": 2}}'
-    status, _ = server.call("POST", PREDICT, near + b" " * (MAX_BODY_BYTES - len(near)))
-    assert status == 200
+def test_requests_with_other_parameters_wait_for_their_own_batch(loaded, singles):
+    three = {"max_new_tokens": 3}
+    order = [(QUESTIONS[0], FEW), (QUESTIONS[1], three), (QUESTIONS[2], FEW), (QUESTIONS[3], three)]
+    with serve_text(loaded) as (server, batches):
+        results = line_up(server, batches, FIRST, [([q], p) for q, p in order])
+        shorter = {q: _answers(server, [q], three, "/predict")[0] for q in QUESTIONS[1::2]}
+    assert batches.sizes[:3] == [1, 2, 2]
+    assert [p.max_new_tokens for _, p in batches.calls[1:3]] == [4, 3]  # the oldest group first
+    answers = [body["predictions"][0] for _, body in results[1:]]
+    expected = [singles[QUESTIONS[0]], shorter[QUESTIONS[1]]]
+    assert answers == expected + [singles[QUESTIONS[2]], shorter[QUESTIONS[3]]]
 
 
-def test_health_is_503_until_the_model_has_loaded(tiny_model_dir):  # noqa: F811
+def test_a_request_past_its_deadline_is_504_never_reaches_the_model_and_health_says_stalled(
+    loaded,
+):
+    with serve_text(loaded, request_timeout_s=0.5) as (server, batches):
+        pool = ThreadPoolExecutor(2)
+        batches.hold()
+        first = pool.submit(server.predict, [QUESTIONS[0]], FEW)
+        assert batches.entered.wait(WAIT_S)
+        late = pool.submit(server.predict, [QUESTIONS[1]], FEW)
+        for answer in (first.result(timeout=WAIT_S), late.result(timeout=WAIT_S)):
+            assert answer[0] == 504 and answer[1]["error"]["reason"] == "deadline_exceeded"
+        wait_for(lambda: server.slot.batcher.busy_for() > 0.5, "the batch to overrun")
+        status, health = server.call("GET", "/health")
+        assert status == 503 and health["status"] == "stalled"
+        batches.release()
+        wait_for(lambda: server.call("GET", "/health")[0] == 200, "health to recover")
+        assert _answers(server, [QUESTIONS[2]], path="/predict")
+        pool.shutdown()
+    assert batches.sizes == [1, 1]  # the held one and the last; the late one was dropped
+
+
+def test_a_full_queue_is_503_with_retry_after_and_the_server_recovers(loaded):
+    small = {"max_queued_instances": 2, "max_instances": 2, "max_inflight_requests": 3}
+    with serve_text(loaded, **small) as (server, batches):
+        pool = ThreadPoolExecutor(3)
+        batches.hold()
+        first = pool.submit(server.predict, [QUESTIONS[0]], FEW)
+        assert batches.entered.wait(WAIT_S)
+        second = pool.submit(server.predict, [QUESTIONS[1]], FEW)
+        wait_for(lambda: server.slot.batcher.num_queued == 2, "the second request to queue")
+        body = json.dumps({"instances": [QUESTIONS[2]], "parameters": FEW}).encode()
+        status, answer, headers = server.exchange("POST", "/predict", body)
+        assert (status, answer["error"]["reason"], headers["retry-after"]) == (
+            503,
+            "overloaded",
+            "1",
+        )
+        batches.release()
+        assert first.result(timeout=WAIT_S)[0] == second.result(timeout=WAIT_S)[0] == 200
+        pool.shutdown()
+    assert batches.sizes == [1, 1]
+
+
+def test_requests_past_max_inflight_are_503_before_their_body_is_read(loaded):
+    with serve_text(loaded, max_inflight_requests=1) as (server, batches):
+        pool = ThreadPoolExecutor(1)
+        batches.hold()
+        first = pool.submit(server.predict, [QUESTIONS[0]], FEW)
+        assert batches.entered.wait(WAIT_S)
+        status, answer = server.predict([QUESTIONS[1]], FEW)
+        assert (status, answer["error"]["reason"]) == (503, "overloaded")
+        assert "MAX_INFLIGHT_REQUESTS" in answer["error"]["message"]
+        batches.release()
+        assert first.result(timeout=WAIT_S)[0] == 200
+        pool.shutdown()
+
+
+def test_health_is_503_until_the_model_has_loaded(tiny_model_dir):
     gate = threading.Event()
 
-    def held_back(uri: str) -> Predictor:
-        assert gate.wait(timeout=120)
-        return Predictor.load(uri)
+    def held_back(uri: str, *, limits) -> TextPredictor:
+        assert gate.wait(timeout=WAIT_S)
+        return TextPredictor.load(uri, limits=limits)
 
     with ThreadServer(create_app(tiny_model_dir, predictor_factory=held_back)) as running:
         assert running.call("GET", "/health") == (503, {"status": "loading"})
-        status, answer = running.predict(["hi"], FEW, path="/predict")
-        assert status == 503 and "loading" in answer["error"]
+        status, answer = running.predict(["hi"], FEW)
+        assert (status, answer["error"]["reason"]) == (503, "not_ready")
+        assert "loading" in answer["error"]["message"]
         gate.set()
-        assert running.wait_loaded("/health") == (200, {"status": "ready"})
-        assert running.predict(["hi"], FEW, path="/predict")[0] == 200
+        assert running.wait_loaded() == (200, {"status": "ready"})
+        assert running.predict(["hi"], FEW)[0] == 200
 
 
-def test_generation_runs_off_the_event_loop_one_batch_at_a_time(tiny_model_dir):  # noqa: F811
-    entered, release = threading.Semaphore(0), threading.Event()
-    running_now, most_at_once = [0], [0]
-
-    def blocking_loader(uri: str) -> Predictor:
-        predictor = Predictor.load(uri)
-        generate = predictor.model.generate
-
-        def held(**kwargs):
-            running_now[0] += 1
-            most_at_once[0] = max(most_at_once[0], running_now[0])
-            entered.release()
-            assert release.wait(timeout=120)
-            running_now[0] -= 1
-            return generate(**kwargs)
-
-        predictor.model.generate = held
-        return predictor
-
-    with ThreadServer(create_app(tiny_model_dir, predictor_factory=blocking_loader)) as running:
-        assert running.wait_loaded("/health")[0] == 200
-        results = []
-
-        def client():
-            results.append(running.predict(["hi"], FEW, path="/predict")[0])
-
-        clients = [threading.Thread(target=client) for _ in range(2)]
-        for c in clients:
-            c.start()
-        assert entered.acquire(timeout=120)  # one generation is now blocked mid-batch
-        assert running.call("GET", "/health") == (200, {"status": "ready"})
-        release.set()
-        for c in clients:
-            c.join(timeout=120)
-    assert results == [200, 200]
-    assert most_at_once[0] == 1
-
-
-def test_health_is_500_when_the_model_cannot_load(tmp_path):
+def test_health_is_503_failed_when_the_model_cannot_load(tmp_path):
     with ThreadServer(create_app(str(tmp_path / "missing"))) as running:
-        status, answer = running.wait_loaded("/health")
-        assert status == 500 and "no config.json" in answer["error"]
-        assert running.predict(["hi"], FEW, path="/predict")[0] == 503
+        status, answer = running.wait_loaded()
+        assert (status, answer["status"]) == (503, "failed") and "no config.json" in answer["error"]
+        status, answer = running.predict(["hi"], FEW)
+        assert (status, answer["error"]["reason"]) == (503, "not_ready")
+        assert "no config.json" in answer["error"]["message"]
 
 
-def test_gs_model_uri_is_downloaded_and_served(gcs_bucket, tiny_model_dir, server):  # noqa: F811
+def test_gs_model_uri_is_downloaded_and_served(gcs_bucket, tiny_model_dir, server, singles):
     uri = f"gs://{gcs_bucket}/run/model"
     storage.upload_dir(tiny_model_dir, uri)
     with ThreadServer(create_app(uri)) as running:
-        assert running.wait_loaded("/health") == (200, {"status": "ready"})
-        status, answer = running.predict(QUESTIONS, FEW, path="/predict")
-    assert status == 200
-    assert answer["predictions"] == _answers(server, QUESTIONS)
+        assert running.wait_loaded() == (200, {"status": "ready"})
+        assert _answers(running, QUESTIONS, path="/predict") == list(singles.values())
 
 
-def test_lora_run_serves_the_merged_weights(tmp_path, tiny_model_dir, server):  # noqa: F811
+def test_lora_run_serves_the_merged_weights(tmp_path, tiny_model_dir, singles):
     root = tmp_path / "lora-run"
     shutil.copytree(tiny_model_dir, root / "merged")
     # The run's root holds only an adapter, which cannot load without its base model.
     (root / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "none"}))
-    predictor = Predictor.load(str(root))
+    predictor = TextPredictor.load(str(root))
     assert predictor.model_dir == str(root / "merged")
-    assert predictor.predict(QUESTIONS, FEW) == _answers(server, QUESTIONS)
+    assert predictor.predict(QUESTIONS, FEW) == list(singles.values())
 
 
-def test_local_server_runs_the_container_entrypoint(tiny_model_dir, server):  # noqa: F811
-    with LocalServer(tiny_model_dir, env={"AIP_PREDICT_ROUTE": PREDICT}) as local:
-        local.wait_healthy(timeout_s=120)
+def test_local_server_runs_the_container_entrypoint(tiny_model_dir, singles):
+    env = {contract.PREDICT_ROUTE_ENV: PREDICT, "LIFTOFF_SERVE_MAX_INSTANCES": "5"}
+    with LocalServer(tiny_model_dir, env=env) as local:
+        local.wait_healthy(timeout_s=WAIT_S)
         answer = local.predict(QUESTIONS, FEW)
         with pytest.raises(ServerError, match="parameters.top_p") as bad:
             local.predict(["hi"], {"top_p": 2})
+        with pytest.raises(ServerError, match="the limit is 5") as many:
+            local.predict(["hi"] * 6, FEW)
         process = local.process
-    assert answer == {"predictions": _answers(server, QUESTIONS)}
-    assert bad.value.status == 400
+    assert answer == {"predictions": list(singles.values())}
+    assert (bad.value.status, bad.value.reason, many.value.status) == (400, "invalid_request", 413)
     assert process.poll() is not None  # stopped on leaving the block
 
 
@@ -343,17 +311,48 @@ def test_local_server_reports_a_server_that_exits():
     assert "no model to serve" in str(failed.value)
 
 
+def test_local_server_stops_waiting_when_the_model_fails_to_load(tmp_path):
+    with LocalServer(str(tmp_path / "missing")) as local, pytest.raises(RuntimeError) as failed:
+        local.wait_healthy(timeout_s=WAIT_S)
+    assert "health answered 503" in str(failed.value) and "no config.json" in str(failed.value)
+
+
 def test_main_without_a_model_is_a_one_line_error(monkeypatch, capsys):
-    monkeypatch.delenv("AIP_STORAGE_URI", raising=False)
+    monkeypatch.delenv(contract.STORAGE_URI_ENV, raising=False)
     assert main([]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: no model to serve")
 
 
-def test_port_defaults_to_the_vertex_variable(monkeypatch):
-    monkeypatch.setenv("AIP_HTTP_PORT", "9123")
-    monkeypatch.setenv("AIP_STORAGE_URI", "gs://b/model")
+def test_a_bad_limit_setting_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setenv("LIFTOFF_SERVE_MAX_BATCH_SIZE", "lots")
+    assert main(["--model", "m"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: LIFTOFF_SERVE_MAX_BATCH_SIZE='lots' is invalid: must be an integer\n"
+    monkeypatch.setenv("LIFTOFF_SERVE_MAX_BATCH_SIZE", "0")
+    assert main(["--model", "m"]) == 2
+    assert "LIFTOFF_SERVE_MAX_BATCH_SIZE=0 is invalid" in capsys.readouterr().err
+    monkeypatch.setenv("LIFTOFF_SERVE_MAX_BATCH_SIZE", "8")
+    monkeypatch.setenv("LIFTOFF_SERVE_MAX_QUEUED_INSTANCES", "10")
+    assert main(["--model", "m"]) == 2
+    assert "must be at least LIFTOFF_SERVE_MAX_INSTANCES (64)" in capsys.readouterr().err
+
+
+def test_port_and_model_come_from_the_vertex_variables_and_the_host_is_loopback(monkeypatch):
+    monkeypatch.setenv(contract.PORT_ENV, "9123")
+    monkeypatch.setenv(contract.STORAGE_URI_ENV, "gs://b/model")
     args = parser().parse_args([])
-    assert (args.port, args.model, args.host) == (9123, "gs://b/model", "0.0.0.0")
-    monkeypatch.delenv("AIP_HTTP_PORT")
+    assert (args.port, args.model, args.host) == (9123, "gs://b/model", "127.0.0.1")
+    monkeypatch.delenv(contract.PORT_ENV)
     assert parser().parse_args([]).port == 8080
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_a_gpu_the_model_serves_in_bf16_and_batches_answer_as_alone(tiny_model_dir):
+    gpu = load_trained(tiny_model_dir)
+    assert (gpu[0].device.type, gpu[0].dtype) == ("cuda", torch.bfloat16)
+    with serve_text(gpu) as (server, batches):
+        alone = {q: _answers(server, [q], path="/predict")[0] for q in QUESTIONS}
+        results = line_up(server, batches, FIRST, [([q], FEW) for q in QUESTIONS])
+    assert batches.sizes[-2:] == [1, len(QUESTIONS)]
+    assert [body["predictions"] for _, body in results[1:]] == [[alone[q]] for q in QUESTIONS]

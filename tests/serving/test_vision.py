@@ -1,5 +1,6 @@
 """Serving a VLM: instances with an image (inline base64 or gs://) and a prompt, on the real
-server over loopback, answered as the trained model answers in-process.
+server over loopback, answered as the trained model answers in-process. Bad images and
+prompts are in test_probe.py.
 
     OMP_NUM_THREADS=1 python -m pytest -q tests/serving/test_vision.py
 """
@@ -8,15 +9,13 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 
 import pytest
 from PIL import Image
 
 from serving.server import create_app
 from serving.vision import VisionPredictor
-from tests.serving.test_server import ThreadServer
-from tests.support.tiny_vlm import tiny_vlm_dir  # noqa: F401
+from tests.serving.servers import Batches, ThreadServer, line_up
 from trainers.common import storage
 from trainers.vlm.synthetic import COLOURS, sample_instances
 
@@ -24,10 +23,23 @@ FEW = {"max_new_tokens": 6}
 
 
 @pytest.fixture(scope="module")
-def server(tiny_vlm_dir):  # noqa: F811
-    with ThreadServer(create_app(tiny_vlm_dir)) as running:
+def served(tiny_vlm_dir):
+    """The server of the tiny VLM and its batches."""
+    holder = {}
+
+    def factory(uri: str, *, limits) -> VisionPredictor:
+        predictor = VisionPredictor.load(uri, limits=limits)
+        holder["batches"] = Batches(predictor)
+        return predictor
+
+    with ThreadServer(create_app(tiny_vlm_dir, predictor_factory=factory)) as running:
         assert running.wait_loaded("/health") == (200, {"status": "ready"})
-        yield running
+        yield running, holder["batches"]
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    return served[0]
 
 
 def _colour_in(instance: dict) -> str:
@@ -48,7 +60,7 @@ def test_image_instances_get_the_colour_of_the_shape_in_the_picture(server):
     assert body["predictions"] == expected
 
 
-def test_served_answers_equal_in_process_answers(server, tiny_vlm_dir):  # noqa: F811
+def test_served_answers_equal_in_process_answers(server, tiny_vlm_dir):
     instances = [{**i, "prompt": "how many squares are there?"} for i in sample_instances(3)]
     status, body = server.predict(instances, FEW, path="/predict")
     local = VisionPredictor.load(tiny_vlm_dir, device="cpu")
@@ -64,26 +76,9 @@ def test_gs_image_uri_is_read_from_the_bucket(server, gcs_bucket):
     assert (status, body["predictions"]) == (200, [_colour_in(instance)])
 
 
-@pytest.mark.parametrize(
-    ("instance", "message"),
-    [
-        ({"image": "/etc/passwd", "prompt": "what is this?"}, "instances[0].image must be"),
-        ({"image": {"b64": "bm90IGFuIGltYWdl"}, "prompt": "x"}, "instances[0].image: image bytes"),
-        ({"image": {"b64": "%%%"}, "prompt": "x"}, "instances[0].image: image bytes are not valid"),
-        ({"prompt": "what colour?"}, "instances[0] must be"),
-        ("what colour is the square?", "instances[0] must be"),
-    ],
-)
-def test_bad_instances_are_400_with_one_line_and_the_server_keeps_serving(
-    server, instance, message
-):
-    status, body = server.predict([instance], FEW, path="/predict")
-    assert status == 400 and message in body["error"] and "\n" not in body["error"]
-    again, answer = server.predict(sample_instances(1), FEW, path="/predict")
-    assert again == 200 and len(answer["predictions"]) == 1
-
-
-def test_missing_gs_image_names_the_uri(server, gcs_bucket):
-    uri = f"gs://{gcs_bucket}/nowhere.png"
-    status, body = server.predict([{"image": uri, "prompt": "x"}], FEW, path="/predict")
-    assert status == 400 and uri.removeprefix("gs://") in body["error"], json.dumps(body)
+def test_concurrent_image_requests_share_a_batch_and_get_their_own_answers(served):
+    server, batches = served
+    instances = sample_instances(4)
+    results = line_up(server, batches, ([instances[0]], FEW), [([i], FEW) for i in instances])
+    assert batches.sizes[-2:] == [1, 4]
+    assert [body["predictions"] for _, body in results[1:]] == [[_colour_in(i)] for i in instances]

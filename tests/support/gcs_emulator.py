@@ -14,7 +14,6 @@ for ~30 s.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import sys
@@ -28,6 +27,8 @@ import fsspec
 import pytest
 from gcp_storage_emulator.server import RequestHandler
 from gcp_storage_emulator.storage import Storage
+
+from tests.support.loopback import loopback_only
 
 PROJECT = "liftoff-test"
 
@@ -68,24 +69,6 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def _loopback_only(connect):
-    """Wrap `socket.connect`/`connect_ex` so an IP connection off this machine fails loudly."""
-
-    def guarded(sock, address):
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
-            raise ConnectionRefusedError(f"tests may only connect to loopback, not {address!r}")
-        return connect(sock, address)
-
-    return guarded
-
-
 def _clear_gcs_instances() -> None:
     # fsspec caches filesystem instances; one made before (or during) this session would
     # keep its endpoint, credentials and listings cache.
@@ -119,8 +102,8 @@ def gcs_emulator() -> Iterator[str]:
             mp.setenv(var, ",".join(filter(None, ["127.0.0.1,localhost", os.environ.get(var)])))
         # Plain `fsspec.open("gs://...")` then needs no credentials and no project argument.
         mp.setitem(fsspec.config.conf, "gs", {"token": "anon", "project": PROJECT})
-        mp.setattr(socket.socket, "connect", _loopback_only(socket.socket.connect))
-        mp.setattr(socket.socket, "connect_ex", _loopback_only(socket.socket.connect_ex))
+        mp.setattr(socket.socket, "connect", loopback_only(socket.socket.connect))
+        mp.setattr(socket.socket, "connect_ex", loopback_only(socket.socket.connect_ex))
         _clear_gcs_instances()
         try:
             yield url

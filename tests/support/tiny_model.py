@@ -20,7 +20,7 @@ import os
 import pytest
 
 from trainers.common.config import to_dict
-from trainers.llm.outputs import METADATA_FILE
+from trainers.common.outputs import METADATA_FILE
 from trainers.llm.presets import get_preset
 from trainers.llm.synthetic import arithmetic_records
 from trainers.lm.model import build_model
@@ -34,12 +34,13 @@ NUM_RECORDS = 500  # enough text for the tokenizer to learn the arithmetic vocab
 SEED = 0
 
 
-def make_tiny_model_dir(path: str) -> str:
-    """Write the tiny model directory to `path` (created if missing) and return `path`."""
+def make_tiny_model_dir(path: str, *, num_layers: int = NUM_LAYERS) -> str:
+    """Write the tiny model directory to `path` (created if missing) and return `path`;
+    `num_layers=4` is the debug preset's (the demo's) full depth."""
     import torch
 
     cfg = get_preset("debug")
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_layers=NUM_LAYERS))
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_layers=num_layers))
     tokenizer = train_tokenizer(
         corpus_texts(arithmetic_records(NUM_RECORDS)), vocab_size=cfg.model.vocab_size
     )

@@ -1,11 +1,13 @@
-"""`python -m trainers.llm` as a user meets it: help, and one-line errors for bad input."""
+"""`python -m trainers.llm` (and `.vlm`) as a user meets it: help, and the one error rule: bad input
+is one line wherever it is found (exit 2 for a setting, 1 for data), anything else keeps its
+traceback."""
 
 import subprocess
 import sys
 
 import pytest
 
-from tests.support.trainer_runs import REPO, TINY, run_trainer, trainer_env
+from tests.support.trainer_runs import REPO, TINY, TINY_VLM, run_trainer, trainer_env
 
 
 def test_help_opens_with_a_cpu_recipe():
@@ -76,3 +78,34 @@ def test_bad_config_is_a_usage_error(args, problem):
     done = run_trainer([*TINY, *args])
     assert done.returncode == 2
     assert problem in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_bad_setting_found_during_the_run_is_one_line_too(tmp_path):
+    done = run_trainer([*TINY, "--set", "data.eval_fraction=0", "--output-dir", str(tmp_path)])
+    assert done.returncode == 2
+    message = done.stderr.strip().splitlines()
+    assert len(message) == 1 and "Traceback" not in done.stderr
+    assert message[0].startswith("error: data: the eval split is empty (data.eval_fraction=0.0)")
+
+
+def test_the_vlm_trainer_follows_the_same_rule(tmp_path, capsys):
+    from trainers.vlm.__main__ import main
+
+    args = [*TINY_VLM, "--set", "data.synthetic_examples=40", "--output-dir", str(tmp_path)]
+    assert main([*args, "--set", "train.global_batch_size=512"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: train.global_batch_size=512 is larger than the")
+
+
+def test_anything_else_keeps_its_traceback():
+    """A failure that is not the user's (here a shape bug) is not turned into a one-liner:
+    it leaves the entrypoint with its traceback, and Python exits 1."""
+    from trainers.common import entrypoint
+    from trainers.llm.__main__ import parser
+    from trainers.llm.presets import get_preset
+
+    def train(cfg, *, callbacks):
+        raise ValueError("mat1 and mat2 shapes cannot be multiplied (8x64 and 32x64)")
+
+    with pytest.raises(ValueError, match="shapes cannot be multiplied"):
+        entrypoint.run("trainers.llm", [*TINY], parser=parser(), get_preset=get_preset, train=train)

@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from trainers.common.records import DataError, fingerprint, read_records
+from trainers.common.config import ConfigError
+from trainers.common.records import DataError, fingerprint, read_records, split_records
 from trainers.lm.chat import check_record
 
 GOOD = [
@@ -199,3 +200,59 @@ def test_fingerprint_is_stable_and_content_sensitive():
     assert fingerprint(changed) != fingerprint(GOOD)
     assert fingerprint(GOOD[::-1]) != fingerprint(GOOD)
     assert fingerprint(GOOD[:2]) != fingerprint(GOOD)
+
+
+# --- the split every trainer and the prepare step share ----------------------------------------
+
+
+def _located(records: list[dict], source: str = "f") -> list[tuple[str, dict]]:
+    return [(f"{source}:{i + 1}", r) for i, r in enumerate(records)]
+
+
+def test_split_removes_duplicates_within_and_across_the_splits():
+    a, b, c = ({"prompt": f"q{i}", "response": "r"} for i in range(3))
+    split = split_records(
+        _located([a, b, a, c, b]),
+        evals=_located([c, c, {"prompt": "new", "response": "r"}]),
+        eval_fraction=0.5,
+    )
+    assert split.train_records == [a, b, c]
+    assert split.train == [("f:1", a), ("f:2", b), ("f:4", c)]  # first occurrences, where they are
+    assert split.eval_records == [{"prompt": "new", "response": "r"}]  # c is a training record
+    assert split.duplicates_removed == 2 + 1 + 1  # a and b again; c twice in eval; c in train
+
+
+def test_split_by_content_hash_keeps_equal_records_on_one_side():
+    records = [{"prompt": f"q{i}", "response": "r"} for i in range(200)]
+    split = split_records(_located(records + records[:50]), evals=None, eval_fraction=0.2)
+    assert split.duplicates_removed == 50
+    assert sorted(map(str, split.train_records + split.eval_records)) == sorted(map(str, records))
+    assert 0 < len(split.eval) < 100
+
+
+def test_an_empty_eval_split_is_a_config_error():
+    records = _located([{"prompt": "q", "response": "r"}])
+    with pytest.raises(ConfigError, match=r"^data: the eval split is empty"):
+        split_records(records, evals=None, eval_fraction=0.0)
+    with pytest.raises(ConfigError, match="not training records"):
+        split_records(records, evals=records, eval_fraction=0.0)
+
+
+def test_the_trainer_reads_raw_records_as_the_prepare_step_writes_them(tmp_path):
+    """`python -m trainers.llm --data raw.jsonl` trains on the records the pipeline's prepare
+    step would: duplicates removed, no eval record in train."""
+    from tests.support.trainer_runs import TINY
+    from trainers.common import prepared
+    from trainers.llm.__main__ import parser, resolve_config
+    from trainers.llm.data import load_data, prepare
+
+    records = [{"prompt": f"What is {i} + 1?", "response": str(i + 1)} for i in range(60)]
+    raw = _write_lines(tmp_path / "raw.jsonl", records + records[:10])
+    evals = _write_lines(tmp_path / "eval.jsonl", records[:5] + [{"prompt": "x", "response": "y"}])
+    cfg = resolve_config(parser().parse_args([*TINY, "--data", raw, "--eval-data", evals]))
+    data = load_data(cfg)
+    assert data.train_records == records and data.duplicates_removed == 10 + 5
+    assert data.eval_records == [{"prompt": "x", "response": "y"}]
+    prepare(cfg, train_dir=str(tmp_path / "train"), eval_dir=str(tmp_path / "eval"))
+    assert prepared.read_records(str(tmp_path / "train")) == data.train_records
+    assert prepared.read_records(str(tmp_path / "eval")) == data.eval_records

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from trainers.common.config import ConfigError
+
 
 def epoch_order(num_rows: int, *, seed: int, epoch: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -31,7 +33,7 @@ def rank_micro_batches(
 ) -> list[list[int]]:
     """This rank's share of a global batch, as micro-batches in order."""
     if len(rows) % (world_size * micro_batch):
-        raise ValueError(
+        raise ConfigError(
             f"train.global_batch_size={len(rows)} must be a multiple of "
             f"train.micro_batch_size={micro_batch} x world size {world_size}"
         )

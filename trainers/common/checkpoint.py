@@ -1,5 +1,8 @@
-"""Committed checkpoints: one directory per step, a COMMITTED marker written last.
+"""Committed checkpoints: one directory per step, a COMMITTED marker written last; and what a
+training run puts in them and takes back (the one place a checkpoint is assembled).
 
+    save_run(run)                            # the loop's Run: model, optimizer, progress, RNG
+    resumed = resume_run(run)                # False when there is no checkpoint yet
     save(root, step, shared_state, rank_state, dist=d, keep_last=2)
     latest = latest_committed(root)          # None, or the newest directory with a marker
     shared_state, rank_state = load(latest, rank=d.rank)
@@ -20,7 +23,9 @@ import time
 import torch
 
 from trainers.common import storage
+from trainers.common.config import ConfigError
 from trainers.common.distributed import Dist, barrier
+from trainers.common.logs import log
 
 MARKER = "COMMITTED"
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
@@ -80,6 +85,70 @@ def prune(root: str, *, keep_last: int) -> None:
         match = _STEP_DIR.match(name)
         if match and int(match.group(1)) not in keep and int(match.group(1)) < newest:
             storage.remove_tree(storage.join(root, name))
+
+
+def save_run(run) -> str:
+    """Commit a checkpoint of the loop's `run` at its current step: the task's model state,
+    optimizer, scheduler, step, running totals, data position and history (rank 0), and
+    every rank's RNG states."""
+    shared = {
+        "model": run.task.model_state(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "step": run.step,
+        **run.totals,
+        "samples_seen": run.step * run.cfg.train.global_batch_size,
+        "history": run.history,
+        **run.task.extra_state(),
+    }
+    cfg = run.cfg.checkpoint
+    path = save(
+        cfg.dir,
+        run.step,
+        shared,
+        {"rng": capture_rng()},
+        dist=run.dist,
+        keep_last=cfg.keep_last,
+    )
+    if run.dist.is_main:
+        log(f"checkpoint committed: {path}")
+    return path
+
+
+def resume_run(run) -> bool:
+    """Load the newest committed checkpoint into `run` (this rank's RNG states too); False
+    when there is none yet."""
+    path = latest_committed(run.cfg.checkpoint.dir)
+    if path is None:
+        return False
+    shared, mine = load(path, rank=run.dist.rank)
+    if mine is not None:
+        restore_rng(mine["rng"])
+    run.task.load_model_state(shared["model"])
+    run.optimizer.load_state_dict(shared["optimizer"])
+    run.scheduler.load_state_dict(shared["scheduler"])
+    run.step = shared["step"]
+    run.totals = {name: shared[name] for name in run.totals}
+    run.history = shared.get("history", {})
+    run.task.load_extra_state(shared)
+    log(f"resumed from {path} at step {run.step}")
+    return True
+
+
+def trainable_state(model: torch.nn.Module) -> dict:
+    """The trained weights only: frozen ones are rebuilt identically from the source and seed,
+    so a checkpoint of a 400M-parameter frozen tower does not carry it every time."""
+    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model: torch.nn.Module, state: dict) -> None:
+    expected = {n for n, p in model.named_parameters() if p.requires_grad}
+    if set(state) != expected:
+        raise ConfigError(
+            "checkpoint.dir holds a checkpoint of other trainable parameters (freeze or LoRA "
+            f"settings changed?): {len(set(state) ^ expected)} names differ"
+        )
+    model.load_state_dict(state, strict=False)
 
 
 def capture_rng() -> dict:

@@ -15,6 +15,9 @@ import sys
 from dataclasses import dataclass
 
 DEFAULT_PORT = 29500
+# The GPUs each node of the job has (the vertex target's CustomJob sets it from the hardware
+# profile). With it, a node where CUDA sees fewer stops instead of training on the CPU.
+GPUS_ENV = "LIFTOFF_GPUS_PER_NODE"
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,29 @@ def torchrun_argv(module: str, args: list[str], rdzv: Rendezvous, nproc: int) ->
     ]
 
 
+def require_gpus(env: dict[str, str]) -> None:
+    """Stop this process (exit 1, one line) when the job's machine has GPUs (`GPUS_ENV`) and
+    CUDA sees fewer of them, e.g. a host driver older than the one torch was built for: falling
+    back to the CPU would run for days on a GPU bill."""
+    expected = int(env.get(GPUS_ENV) or 0)
+    if not expected:
+        return
+    import torch
+
+    found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if found < expected:
+        sys.stderr.write(
+            f"error: this node should have {expected} GPU(s) ({GPUS_ENV}) but CUDA sees {found} "
+            f"(torch {torch.__version__}, CUDA {torch.version.cuda}): not training on the CPU\n"
+        )
+        sys.stderr.flush()
+        raise SystemExit(1)
+
+
 def relaunch_under_torchrun(module: str, args: list[str]) -> None:
-    """Replace this process by torchrun when more than one process is needed; else return."""
+    """Replace this process by torchrun when more than one process is needed; else return.
+    First, a job that should have GPUs and does not see them stops (`require_gpus`)."""
+    require_gpus(dict(os.environ))
     if "LOCAL_RANK" in os.environ:
         return  # already a torchrun worker
     rdzv = rendezvous_from_env(dict(os.environ))

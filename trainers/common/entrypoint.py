@@ -1,6 +1,7 @@
 """The command line every trainer entrypoint shares (`python -m trainers.llm`, `trainers.vlm`):
-the same flags, the preset then flags then `--set` overrides, the torchrun relaunch, and exit
-codes (2: bad config, 1: bad data, 143 with a checkpoint: SIGTERM).
+the same flags, the preset then a recipe file (`--config`) then flags then `--set` overrides,
+`--print-config` (the resolved config as a recipe), the torchrun relaunch, and exit codes (2: bad
+config, 1: bad data or a failure, 143 with a checkpoint: SIGTERM).
 
     def main(argv=None, *, callbacks=()):
         return run("trainers.vlm", argv, parser=parser(), get_preset=get_preset, train=train)
@@ -13,7 +14,17 @@ import os
 import sys
 from collections.abc import Callable
 
+from trainers.common.config import (
+    ConfigError,
+    apply_overrides,
+    apply_recipe,
+    flat_fields,
+    read_recipe,
+    to_recipe,
+)
+from trainers.common.logs import log
 from trainers.common.records import DataError
+from trainers.common.secrets import HF_TOKEN_ENV, export_secret
 
 
 def trainer_parser(
@@ -22,7 +33,18 @@ def trainer_parser(
     p = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--preset", default="debug", help=f"{presets} (default: debug)")
+    p.add_argument("--preset", help=f"{presets} (default: the recipe's, else debug)")
+    p.add_argument(
+        "--config",
+        metavar="RECIPE.yaml",
+        help="a recipe: YAML of config fields as --set names them (optim: {lr: 1e-4}) and "
+        "optionally the preset it starts from; flags and --set override it",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config as a recipe (for --config) and exit",
+    )
     p.add_argument("--data", help=data_help)
     p.add_argument("--eval-data", help="eval records (default: a content-hash split of --data)")
     p.add_argument(
@@ -33,13 +55,18 @@ def trainer_parser(
         help="checkpoints (default: $AIP_CHECKPOINT_DIR, else ./outputs/checkpoints)",
     )
     p.add_argument("--max-steps", type=int, help="optimizer steps")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="random seed (data order, initial weights)")
     p.add_argument("--lora", action="store_true", help=lora_help)
-    p.add_argument("--wandb-project")
+    p.add_argument("--wandb-project", help="W&B project of the run")
     p.add_argument(
         "--wandb-secret",
         help="Secret Manager version holding the W&B API key, "
         "projects/P/secrets/NAME/versions/latest",
+    )
+    p.add_argument(
+        "--hf-secret",
+        help="Secret Manager version holding a Hugging Face token (gated models), read at "
+        "start with the job's credentials",
     )
     p.add_argument(
         "--set",
@@ -52,9 +79,14 @@ def trainer_parser(
 
 
 def resolve_config(args: argparse.Namespace, get_preset: Callable):
-    """The preset, then the flags, then --set overrides, validated."""
-    from trainers.common.config import apply_overrides
+    """The preset (--preset, else the recipe's, else debug), then the recipe (--config), then
+    the flags, then --set overrides, validated."""
+    return _resolve(args, get_preset)[0]
 
+
+def _resolve(args: argparse.Namespace, get_preset: Callable) -> tuple:
+    """The config and the name of the preset it started from."""
+    recipe = read_recipe(args.config) if args.config else {}
     flags = {
         "data.train": args.data,
         "data.eval": args.eval_data,
@@ -68,8 +100,20 @@ def resolve_config(args: argparse.Namespace, get_preset: Callable):
         "wandb.project": args.wandb_project,
         "wandb.secret": args.wandb_secret,
     }
+    # A recipe's own directories win over the built-in defaults (not over flags or Vertex's).
+    for name in ("output_dir", "checkpoint.dir"):
+        if name in flat_fields(recipe) and not (getattr(args, name.replace(".", "_"), None)):
+            flags[name] = _vertex_dir(name)
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
-    return apply_overrides(get_preset(args.preset), overrides + args.set)
+    preset = args.preset or recipe.get("preset") or "debug"
+    cfg = apply_recipe(get_preset(preset), recipe, source=args.config)
+    return apply_overrides(cfg, overrides + args.set), preset
+
+
+def _vertex_dir(name: str) -> str | None:
+    return os.environ.get(
+        {"output_dir": "AIP_MODEL_DIR", "checkpoint.dir": "AIP_CHECKPOINT_DIR"}[name]
+    )
 
 
 def run(
@@ -80,30 +124,41 @@ def run(
     get_preset: Callable,
     train: Callable,
     callbacks=(),
-    data_errors: tuple[type[Exception], ...] = (DataError,),
 ) -> int:
-    """Parse, resolve, re-launch under torchrun when more than one process is wanted, train;
-    `data_errors` end the run with one `error:` line and exit code 1."""
+    """Parse, resolve, re-launch under torchrun when more than one process is wanted, train.
+
+    The one error rule: a user error is one `error:` line without a traceback, wherever in the
+    run it is found: a bad setting (`ConfigError`) exits 2, bad input data (`DataError`) 1.
+    Anything else is a failure or a bug and keeps its traceback (exit 1)."""
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     try:
-        cfg = resolve_config(args, get_preset)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        cfg, preset = _resolve(args, get_preset)
+        if args.print_config:
+            comment = f"python -m {module} --config THIS.yaml"
+            print(to_recipe(cfg, preset=preset, comment=comment), end="")
+            return 0
+        # Before the relaunch: torchrun's workers inherit the token, and the secret is read once.
+        export_secret(args.hf_secret, variable=HF_TOKEN_ENV)
+    except ConfigError as err:
+        return _user_error(err, exit_code=2)
     from trainers.common.distributed import relaunch_under_torchrun
     from trainers.common.preemption import PREEMPTED_EXIT_CODE, Preempted
 
     relaunch_under_torchrun(module, argv)
     try:
         train(cfg, callbacks=callbacks)
-    except data_errors as err:
-        # One write: under torchrun every rank shares this stderr, and print's separate
-        # newline write lets two ranks' lines run together.
-        sys.stderr.write(f"error: {err}\n")
-        sys.stderr.flush()
-        return 1
+    except ConfigError as err:
+        return _user_error(err, exit_code=2)
+    except DataError as err:
+        return _user_error(err, exit_code=1)
     except Preempted as err:
-        print(str(err), file=sys.stderr, flush=True)
+        log(str(err), severity="WARNING")
         return PREEMPTED_EXIT_CODE
     return 0
+
+
+def _user_error(err: Exception, *, exit_code: int) -> int:
+    # One write (log's): under torchrun every rank shares this stderr.
+    log(f"error: {err}", severity="ERROR")
+    return exit_code

@@ -1,6 +1,7 @@
 """Read JSONL or Parquet records (a file or a directory of them; local, gs:// or /gcs/).
 
     records, skipped = read_records("gs://b/train.jsonl", validate=check_record, on_bad="skip")
+    split = split_records(located, evals=None, eval_fraction=0.05)   # what every trainer trains on
 
 A bad record — a malformed JSON line, bytes that are not UTF-8, a missing field or a wrong
 type — raises `DataError` naming the file and line (Parquet: row), or is skipped and counted.
@@ -11,11 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from trainers.common import storage
+from trainers.common.config import ConfigError
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 Validator = Callable[[dict], str | None]  # returns what is wrong, or None
+SYNTHETIC = "synthetic"  # where generated records come from (they have no file)
+Located = tuple[str, dict]  # (where the record is: "file:line" or "file: row N", the record)
 
 
 class DataError(ValueError):
@@ -131,10 +136,74 @@ def _iter_parquet(path: str) -> Iterator[tuple[str, dict, str | None]]:
 
 def dedupe(records: list[dict]) -> tuple[list[dict], int]:
     """Records with exact duplicates removed (first occurrence kept), and how many went."""
+    kept, removed = dedupe_located([("", r) for r in records])
+    return [r for _, r in kept], removed
+
+
+def dedupe_located(located: list[Located]) -> tuple[list[Located], int]:
     seen, kept = set(), []
-    for record in records:
+    for where, record in located:
         key = record_key(record)
         if key not in seen:
             seen.add(key)
-            kept.append(record)
-    return kept, len(records) - len(kept)
+            kept.append((where, record))
+    return kept, len(located) - len(kept)
+
+
+@dataclass
+class Split:
+    train: list[Located]
+    eval: list[Located]
+    duplicates_removed: int  # within either split, and eval records also in train
+
+    @property
+    def train_records(self) -> list[dict]:
+        return [record for _, record in self.train]
+
+    @property
+    def eval_records(self) -> list[dict]:
+        return [record for _, record in self.eval]
+
+
+def load_split(
+    train: str,
+    eval: str,
+    *,
+    validate: Validator,
+    on_bad: str,
+    eval_fraction: float,
+    synthetic: Callable[[], list[dict]],
+) -> tuple[Split, int]:
+    """The split of the records at `train` (or of `synthetic()` when it is "") and `eval` (or
+    a content-hash share of `train` when it is ""), and how many bad records were skipped."""
+    if train:
+        located, skipped = read_located_records(train, validate=validate, on_bad=on_bad)
+    else:
+        located, skipped = [(f"{SYNTHETIC}:{i + 1}", r) for i, r in enumerate(synthetic())], 0
+    evals = None
+    if eval:
+        evals, more = read_located_records(eval, validate=validate, on_bad=on_bad)
+        skipped += more
+    return split_records(located, evals=evals, eval_fraction=eval_fraction), skipped
+
+
+def split_records(
+    located: list[Located], *, evals: list[Located] | None, eval_fraction: float
+) -> Split:
+    """The train and eval records every trainer and the pipeline's prepare step use: `evals`,
+    or else the records of `located` that the content hash puts in eval; exact duplicates
+    removed within each split, and eval records that are also in train dropped (they would
+    inflate eval scores)."""
+    if evals is None:
+        evals = [(w, r) for w, r in located if is_eval(r, eval_fraction)]
+        located = [(w, r) for w, r in located if not is_eval(r, eval_fraction)]
+    train, train_dupes = dedupe_located(located)
+    evals, eval_dupes = dedupe_located(evals)
+    train_keys = {record_key(r) for _, r in train}
+    kept = [(w, r) for w, r in evals if record_key(r) not in train_keys]
+    if not kept:
+        raise ConfigError(
+            f"data: the eval split is empty (data.eval_fraction={eval_fraction}); raise "
+            "data.eval_fraction or set --eval-data to records that are not training records"
+        )
+    return Split(train, kept, train_dupes + eval_dupes + len(evals) - len(kept))

@@ -2,6 +2,7 @@
 
     from trainers.common.secrets import read_secret
     api_key = read_secret("projects/my-project/secrets/wandb-api-key/versions/latest")
+    export_secret("projects/my-project/secrets/hf-token/versions/1", variable=HF_TOKEN_ENV)
 
 Inside a Vertex job the credentials are the job's service account; it needs
 `roles/secretmanager.secretAccessor` on the secret. Set `LIFTOFF_SECRET_MANAGER_ENDPOINT`
@@ -15,15 +16,33 @@ from __future__ import annotations
 import os
 import re
 
+from trainers.common.config import ConfigError
+
 ENDPOINT_ENV = "LIFTOFF_SECRET_MANAGER_ENDPOINT"
 RESOURCE_FORM = "projects/PROJECT/secrets/NAME/versions/VERSION"
 _RESOURCE = re.compile(r"projects/[^/\s]+/secrets/[^/\s]+/versions/[^/\s]+")
+HF_TOKEN_ENV = "HF_TOKEN"  # where huggingface_hub looks for a token (gated models)
+# The serving container's setting: a secret version name, never the token itself.
+HF_SECRET_ENV = "LIFTOFF_HF_SECRET"
+
+
+def check_secret_name(resource: str, *, what: str = "secret") -> None:
+    """Raise a one-line ConfigError unless `resource` names a secret version."""
+    if not isinstance(resource, str) or not _RESOURCE.fullmatch(resource):
+        raise ConfigError(f"{what}: bad secret version {resource!r}: expected {RESOURCE_FORM}")
+
+
+def export_secret(resource: str, *, variable: str) -> None:
+    """Read the secret version `resource` into this process's environment as `variable`, where
+    libraries and child processes find it; nothing when `resource` is empty."""
+    if resource:
+        # Secrets are often stored with a trailing newline, which no token has.
+        os.environ[variable] = read_secret(resource).strip()
 
 
 def read_secret(resource: str) -> str:
     """The UTF-8 payload of the secret version `resource` (projects/P/secrets/N/versions/V)."""
-    if not isinstance(resource, str) or not _RESOURCE.fullmatch(resource):
-        raise ValueError(f"bad secret version {resource!r}: expected {RESOURCE_FORM}")
+    check_secret_name(resource)
     from google.api_core import exceptions
 
     try:

@@ -42,6 +42,7 @@ class Tracker(Protocol):
         self, *, name: str, type: str, uri: str, metadata: dict | None = None
     ) -> None: ...
     def log_table(self, key: str, *, columns: list[str], rows: list[list], step: int) -> None: ...
+    def reference(self) -> dict: ...
     def finish(self, *, exit_code: int = 0) -> None: ...
 
 
@@ -65,6 +66,9 @@ class NullTracker:
 
     def log_table(self, key, *, columns, rows, step) -> None:
         pass
+
+    def reference(self) -> dict:
+        return {}
 
     def finish(self, *, exit_code: int = 0) -> None:
         pass
@@ -103,6 +107,13 @@ class WandbTracker:
         # exactly this call; offline it is written to the run file and `wandb sync` replays
         # it (wandb-core's saver marks it used after commit), so the lineage survives.
         self.run._log_artifact(artifact, is_user_created=True, use_after_commit=True)
+
+    def reference(self) -> dict:
+        """Where to find this run: its id, project and group, and its URL (online) or the
+        directory `wandb sync` uploads (offline). The model registry records it."""
+        run = self.run
+        where = {"directory": run.sync_dir} if run.offline else {"url": run.url}
+        return {"id": run.id, "project": run.project, "group": run.group or "", **where}
 
     def finish(self, *, exit_code: int = 0) -> None:
         offline = self.run.offline

@@ -1,11 +1,11 @@
-"""What every liftoff training loop shares around its own steps: the process group, the SIGTERM
-flag and the W&B run it lives in, one config for all ranks, the optimizer and schedule from the
-config, clipping, stopping together, and committing and loading checkpoints.
+"""What surrounds the training loop (trainers.common.loop): the process group, the SIGTERM flag
+and the W&B run it lives in, one config for all ranks, the optimizer and schedule from the
+config, clipping, and stopping together.
 
-    def train(cfg, *, callbacks=()):
-        return supervise(cfg, lambda cfg, dist, tracker, stop: _train(cfg, dist, tracker, stop))
+    metadata = supervise(cfg, lambda cfg, dist, tracker, stop: body(...))
 
-A trainer's config has `train`, `optim`, `checkpoint` and `wandb` sections (trainers.llm.config).
+A trainer's config has `train`, `optim`, `checkpoint` and `wandb` sections
+(trainers.common.sections).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from trainers.common import checkpoint, distributed
+from trainers.common import distributed
 from trainers.common.config import from_dict, to_dict
 from trainers.common.optim import build_optimizer, build_scheduler
 from trainers.common.preemption import Preempted, StopFlag
@@ -84,30 +84,3 @@ def clip_trainable(model: torch.nn.Module, grad_clip: float) -> float:
 def stop_requested(stop: StopFlag, dist: distributed.Dist) -> bool:
     # Any rank's SIGTERM stops all of them at the same step.
     return distributed.all_reduce_sum(float(stop.requested), dist) > 0
-
-
-def save_checkpoint(cfg, dist: distributed.Dist, *, step: int, shared: dict) -> str:
-    """Commit `shared` (written by rank 0) and every rank's RNG states as step `step`."""
-    path = checkpoint.save(
-        cfg.checkpoint.dir,
-        step,
-        shared,
-        {"rng": checkpoint.capture_rng()},
-        dist=dist,
-        keep_last=cfg.checkpoint.keep_last,
-    )
-    if dist.is_main:
-        print(f"checkpoint committed: {path}", flush=True)
-    return path
-
-
-def load_checkpoint(cfg, dist: distributed.Dist) -> tuple[str, dict] | None:
-    """(path, shared state) of the newest committed checkpoint, with this rank's RNG states
-    restored; None when there is none yet."""
-    path = checkpoint.latest_committed(cfg.checkpoint.dir)
-    if path is None:
-        return None
-    shared, mine = checkpoint.load(path, rank=dist.rank)
-    if mine is not None:
-        checkpoint.restore_rng(mine["rng"])
-    return path, shared

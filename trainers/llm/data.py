@@ -1,7 +1,13 @@
-"""Everything the LLM trainer reads: records, tokenizer, tokenized and packed train/eval splits.
+"""Everything the LLM trainer reads: records, tokenizer, tokenized and packed train/eval splits;
+and the pipeline's prepare step, which does the same work once, ahead of training.
 
-data = load_data(cfg)   # cfg: LLMConfig
-data.train.input_ids.shape  # [rows, seq_len]
+    data = load_data(cfg)   # cfg: LLMConfig; raw records or prepared splits
+    data.train.input_ids.shape  # [rows, seq_len]
+    stats = prepare(cfg, train_dir="out/train", eval_dir="out/eval")
+    python -m trainers.llm --data out/train --eval-data out/eval   # trains on the shards
+
+Raw records are split and deduplicated by `trainers.common.records.split_records`, whether the
+trainer or the prepare step reads them, so the same data trains the same way however it starts.
 """
 
 from __future__ import annotations
@@ -9,8 +15,10 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 
+from trainers.common import prepared as layout
+from trainers.common.config import ConfigError
 from trainers.common.packing import Packed, pack
-from trainers.common.records import fingerprint, is_eval, read_records
+from trainers.common.records import Split, fingerprint, load_split
 from trainers.llm import prepared
 from trainers.llm.config import LLMConfig
 from trainers.llm.synthetic import arithmetic_records
@@ -27,23 +35,20 @@ class LLMData:
     eval_records: list[dict]  # for generation-based metrics
     fingerprint: str
     skipped_records: int
+    duplicates_removed: int
 
 
-def load_records(cfg: LLMConfig) -> tuple[list[dict], list[dict], int]:
-    """(train records, eval records, skipped count) from the configured sources."""
+def load_records(cfg: LLMConfig) -> tuple[Split, int]:
+    """(train and eval records, skipped count) from the configured sources."""
     data = cfg.data
-    if data.train:
-        records, skipped = read_records(
-            data.train, validate=check_record, on_bad=data.on_bad_record
-        )
-    else:
-        records, skipped = arithmetic_records(data.synthetic_examples, seed=cfg.train.seed), 0
-    if data.eval:
-        evals, more = read_records(data.eval, validate=check_record, on_bad=data.on_bad_record)
-        return records, evals, skipped + more
-    train = [r for r in records if not is_eval(r, data.eval_fraction)]
-    evals = [r for r in records if is_eval(r, data.eval_fraction)]
-    return train, evals, skipped
+    return load_split(
+        data.train,
+        data.eval,
+        validate=check_record,
+        on_bad=data.on_bad_record,
+        eval_fraction=data.eval_fraction,
+        synthetic=lambda: arithmetic_records(data.synthetic_examples, seed=cfg.train.seed),
+    )
 
 
 def make_tokenizer(cfg: LLMConfig, records: list[dict]):
@@ -65,13 +70,10 @@ def pack_records(tokenizer, records: list[dict], cfg: LLMConfig) -> Packed:
 
 
 def load_data(cfg: LLMConfig) -> LLMData:
-    if prepared.is_prepared(cfg.data.train):
+    if layout.is_prepared(cfg.data.train):
         return load_prepared(cfg)
-    train, evals, skipped = load_records(cfg)
-    if not evals:
-        raise ValueError(
-            "data.eval_fraction gives an empty eval split; raise it or set --eval-data"
-        )
+    split, skipped = load_records(cfg)
+    train, evals = split.train_records, split.eval_records
     tokenizer = make_tokenizer(cfg, train)
     return LLMData(
         tokenizer=tokenizer,
@@ -81,15 +83,16 @@ def load_data(cfg: LLMConfig) -> LLMData:
         eval_records=evals,
         fingerprint=fingerprint(train),
         skipped_records=skipped,
+        duplicates_removed=split.duplicates_removed,
     )
 
 
 def load_prepared(cfg: LLMConfig) -> LLMData:
-    """Packed shards written by `prepared.prepare` (the pipeline's prepare_data step)."""
-    if not prepared.is_prepared(cfg.data.eval):
-        raise ValueError(
-            f"data.eval={cfg.data.eval!r}: with a prepared data.train, data.eval must be the "
-            "prepared eval split too"
+    """Packed shards written by `prepare` (the pipeline's prepare_data step)."""
+    if not layout.is_prepared(cfg.data.eval):
+        raise ConfigError(
+            f"data.eval={cfg.data.eval!r} is invalid: with a prepared data.train, data.eval "
+            "must be the prepared eval split too"
         )
     with tempfile.TemporaryDirectory(prefix="liftoff-data-") as local:
         train = prepared.load(cfg.data.train, seq_len=cfg.data.seq_len, local_dir=f"{local}/t")
@@ -103,4 +106,27 @@ def load_prepared(cfg: LLMConfig) -> LLMData:
         eval_records=evals.records,
         fingerprint=train.manifest["fingerprint"],
         skipped_records=train.manifest["skipped_records"],
+        duplicates_removed=train.manifest["duplicates_removed"],
     )
+
+
+def prepare(cfg: LLMConfig, *, train_dir: str, eval_dir: str) -> dict:
+    """Write the train and eval splits of `cfg.data` as prepared directories; return both
+    manifests (`{"train": manifest, "eval": manifest}`)."""
+    split, skipped = load_records(cfg)
+    tokenizer = make_tokenizer(cfg, split.train_records)
+    counts = {"skipped_records": skipped, "duplicates_removed": split.duplicates_removed}
+    stats = {}
+    for name, records, uri in (
+        ("train", split.train_records, train_dir),
+        ("eval", split.eval_records, eval_dir),
+    ):
+        stats[name] = prepared.write(
+            uri,
+            packed=pack_records(tokenizer, records, cfg),
+            records=records,
+            tokenizer=tokenizer,
+            seq_len=cfg.data.seq_len,
+            counts=counts,
+        )
+    return stats

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from trainers.common.config import ConfigError, suggest
 from trainers.common.sections import CheckpointConfig, OptimConfig, TrainConfig
 from trainers.llm.config import DataConfig, LLMConfig
 from trainers.lm.config import LoraConfig, ModelConfig
@@ -121,5 +122,7 @@ PRESETS: dict[str, Callable[[], LLMConfig]] = {
 
 def get_preset(name: str) -> LLMConfig:
     if name not in PRESETS:
-        raise ValueError(f"--preset {name!r} is unknown; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(
+            f"--preset {name!r} is unknown{suggest(name, PRESETS)} (presets: {', '.join(PRESETS)})"
+        )
     return PRESETS[name]()

@@ -7,6 +7,7 @@ DEFAULT_CHAT_TEMPLATE (`<|user|>` / `<|assistant|>` turns, each assistant turn c
 
 from __future__ import annotations
 
+from trainers.common.config import ConfigError
 from trainers.common.packing import Example
 
 ROLES = ("system", "user", "assistant")
@@ -97,7 +98,7 @@ def _suffix(text: str, prefix: str) -> str:
     # Templates render conversations incrementally; a template that rewrites earlier turns
     # (e.g. moving a system prompt) cannot be masked by prefix, so it is refused loudly.
     if not text.startswith(prefix):
-        raise ValueError(
+        raise ConfigError(
             "the chat template does not render conversations incrementally; "
             "set a tokenizer whose template does"
         )

@@ -1,8 +1,6 @@
-"""Token loss of a causal LM on packed rows (no attention across documents), and perplexity."""
+"""Token loss of a causal LM on packed rows (no attention across documents)."""
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +42,3 @@ def eval_loss(
         count += int((tgt != IGNORE).sum())
     model.train(was_training)
     return total, count
-
-
-def perplexity(loss: float) -> float:
-    return math.exp(min(loss, 50.0))

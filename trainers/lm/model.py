@@ -5,22 +5,20 @@ directory or a gs:// directory; optional LoRA adapters and activation checkpoint
 from __future__ import annotations
 
 import os
-import tempfile
 
 from trainers.common import storage
+from trainers.common.model_cache import cached_copy
 from trainers.lm.config import LoraConfig, ModelConfig
 
 ADAPTER_CONFIG = "adapter_config.json"
 
 
 def local_source(source: str) -> str:
-    """An HF id or local directory as is; a gs:// (or /gcs/) directory copied to local disk."""
+    """An HF id or local directory as is; a gs:// (or /gcs/ without a mount) directory as a
+    local copy of its current content (trainers.common.model_cache)."""
     if not storage.is_remote(source):
         return source
-    target = os.path.join(tempfile.gettempdir(), "liftoff-models", source.replace("/", "_"))
-    if not os.path.exists(os.path.join(target, "config.json")):
-        storage.download_dir(source, target)
-    return target
+    return cached_copy(source)
 
 
 def build_model(cfg: ModelConfig, *, vocab_size: int):
@@ -72,6 +70,17 @@ def count_parameters(model) -> tuple[int, int]:
     """(all parameters, trainable parameters)."""
     params = list(model.parameters())
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def save_trained(model, tokenizer, local: str, *, merge: bool) -> None:
+    """The model and tokenizer as an HF directory in `local` (a LoRA model: its adapter); with
+    `merge` (LoRA only) also the full weights in `merged/`, which `trained_model_dir` prefers."""
+    model.save_pretrained(local)
+    tokenizer.save_pretrained(local)
+    if merge:
+        merged = os.path.join(local, "merged")
+        model.merge_and_unload().save_pretrained(merged)
+        tokenizer.save_pretrained(merged)
 
 
 def trained_model_dir(uri: str) -> str:

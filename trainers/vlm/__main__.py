@@ -19,7 +19,6 @@ import argparse
 import sys
 
 from trainers.common import entrypoint
-from trainers.common.records import DataError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,7 +48,6 @@ def _train(cfg, *, callbacks):
 def main(argv: list[str] | None = None, *, callbacks=()) -> int:
     from trainers.vlm.presets import get_preset
 
-    # A ValueError found while training (a batch larger than the data) is the user's too.
     return entrypoint.run(
         "trainers.vlm",
         argv,
@@ -57,7 +55,6 @@ def main(argv: list[str] | None = None, *, callbacks=()) -> int:
         get_preset=get_preset,
         train=_train,
         callbacks=callbacks,
-        data_errors=(DataError, ValueError),
     )
 
 

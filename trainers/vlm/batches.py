@@ -1,4 +1,5 @@
-"""The micro-batches each rank trains on at each optimizer step, and the eval loaders.
+"""The micro-batches each rank trains on at each optimizer step, and the VQA items that
+generation is scored on.
 
     batches = StepBatches(data, spec, cfg=cfg, dist=dist)
     micro_batches = batches.for_step(step)   # this rank's share of step's global batch
@@ -14,6 +15,7 @@ from typing import NamedTuple
 
 import torch
 
+from trainers.common.config import ConfigError
 from trainers.common.distributed import Dist
 from trainers.common.records import DataError
 from trainers.vlm.config import VLMConfig
@@ -26,7 +28,7 @@ class StepBatches:
     def __init__(self, data: VLMData, spec: ImageSpec, *, cfg: VLMConfig, dist: Dist) -> None:
         train = cfg.train
         if train.global_batch_size % (train.micro_batch_size * dist.world_size):
-            raise ValueError(
+            raise ConfigError(
                 f"train.global_batch_size={train.global_batch_size} must be a multiple of "
                 f"train.micro_batch_size={train.micro_batch_size} x world size {dist.world_size}"
             )
@@ -79,17 +81,6 @@ class StepBatches:
         if shutdown is not None:
             shutdown()
         self._iterator = None
-
-
-def eval_loader(examples, run, *, num_workers: int):
-    return make_loader(
-        examples,
-        run.spec,
-        pad_id=run.data.tokenizer.pad_token_id,
-        batch_size=run.cfg.train.micro_batch_size,
-        num_workers=num_workers,
-        pin_memory=run.dist.device.startswith("cuda"),
-    )
 
 
 class VQAItem(NamedTuple):

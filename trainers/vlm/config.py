@@ -1,8 +1,9 @@
 """The VLM trainer config: one dataclass per section, validated where it is built.
 
 Sections map to `--set` prefixes: `vision.`, `language.`, `freeze.`, `data.`, `optim.`, `train.`,
-`ddp.`, `lora.`, `checkpoint.`, `wandb.`. The language, optimizer, schedule, LoRA, checkpoint and
-W&B sections are the LLM trainer's own. Presets in `trainers.vlm.presets` return complete configs.
+`ddp.`, `lora.`, `checkpoint.`, `wandb.`. The language and LoRA sections are the shared language
+model layer's (trainers.lm.config), the optimizer, schedule, checkpoint and W&B sections every
+trainer's (trainers.common.sections). Presets in `trainers.vlm.presets` return complete configs.
 """
 
 from __future__ import annotations

@@ -21,14 +21,20 @@ import torch
 
 from trainers.common import storage
 from trainers.common.packing import IGNORE
-from trainers.common.records import DataError, fingerprint, is_eval, read_located_records
+from trainers.common.prepared import records_uri
+from trainers.common.records import (
+    SYNTHETIC,
+    DataError,
+    Split,
+    fingerprint,
+    load_split,
+    read_located_records,
+)
 from trainers.lm.tokenizer import load_tokenizer, train_tokenizer
 from trainers.vlm import examples as ex
 from trainers.vlm.config import IMAGE_TOKEN, VLMConfig
 from trainers.vlm.images import ImageError, ImageSpec, load_pixels
 from trainers.vlm.synthetic import shapes_records
-
-SYNTHETIC = "synthetic"
 
 
 @dataclass
@@ -40,6 +46,7 @@ class VLMData:
     eval_located: list[tuple[str, dict]]  # for generation-based metrics
     fingerprint: str
     skipped_records: int
+    duplicates_removed: int
     dropped_examples: int  # nothing left to learn after truncation
 
     @property
@@ -70,16 +77,8 @@ class Batch:
         return self
 
 
-def records_uri(uri: str) -> str:
-    """A prepared split directory (prepare_data's output) reads as its records.jsonl."""
-    manifest = storage.join(uri, "manifest.json")
-    if not uri.endswith(".jsonl") and storage.exists(manifest):
-        return storage.join(uri, "records.jsonl")
-    return uri
-
-
 def read(uri: str, *, on_bad: str) -> tuple[list[tuple[str, dict]], int]:
-    """(records as written with where each is, skipped) from JSONL/Parquet."""
+    """(records as written with where each is, skipped) from JSONL/Parquet or a prepared split."""
     return read_located_records(records_uri(uri), validate=ex.check_record, on_bad=on_bad)
 
 
@@ -93,21 +92,19 @@ def base_dir(where: str) -> str:
     )
 
 
-def load_records(cfg: VLMConfig) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]], int]:
+def load_records(cfg: VLMConfig) -> tuple[Split, int]:
+    """(train and eval records, skipped count) from the configured sources."""
     data = cfg.data
-    if data.train:
-        located, skipped = read(data.train, on_bad=data.on_bad_record)
-    else:
-        records = shapes_records(
+    return load_split(
+        records_uri(data.train),
+        records_uri(data.eval),
+        validate=ex.check_record,
+        on_bad=data.on_bad_record,
+        eval_fraction=data.eval_fraction,
+        synthetic=lambda: shapes_records(
             data.synthetic_examples, seed=cfg.train.seed, image_size=cfg.vision.image_size
-        )
-        located, skipped = [(f"{SYNTHETIC}:{i + 1}", r) for i, r in enumerate(records)], 0
-    if data.eval:
-        evals, more = read(data.eval, on_bad=data.on_bad_record)
-        return located, evals, skipped + more
-    train = [(w, r) for w, r in located if not is_eval(r, data.eval_fraction)]
-    evals = [(w, r) for w, r in located if is_eval(r, data.eval_fraction)]
-    return train, evals, skipped
+        ),
+    )
 
 
 def make_tokenizer(cfg: VLMConfig, records: list[dict]):
@@ -163,24 +160,24 @@ def tokenize_all_with(
 
 
 def load_data(cfg: VLMConfig, *, tokenizer, num_image_tokens: int, records=None) -> VLMData:
-    train, evals, skipped = records or load_records(cfg)
-    if not evals:
-        raise ValueError(
-            "data.eval_fraction gives an empty eval split; raise it or set --eval-data"
-        )
-    train_examples, dropped = tokenize_all(tokenizer, train, cfg, num_image_tokens=num_image_tokens)
-    eval_examples, more = tokenize_all(tokenizer, evals, cfg, num_image_tokens=num_image_tokens)
+    split, skipped = records or load_records(cfg)
+    train_examples, dropped = tokenize_all(
+        tokenizer, split.train, cfg, num_image_tokens=num_image_tokens
+    )
+    eval_examples, more = tokenize_all(
+        tokenizer, split.eval, cfg, num_image_tokens=num_image_tokens
+    )
     if not train_examples:
         raise DataError(f"{cfg.data.train or SYNTHETIC}: no example has a target to learn")
-    train_records = [r for _, r in train]
     return VLMData(
         tokenizer=tokenizer,
         train=train_examples,
         eval=eval_examples,
-        train_records=train_records,
-        eval_located=evals,
-        fingerprint=fingerprint(train_records),
+        train_records=split.train_records,
+        eval_located=split.eval,
+        fingerprint=fingerprint(split.train_records),
         skipped_records=skipped,
+        duplicates_removed=split.duplicates_removed,
         dropped_examples=dropped + more,
     )
 

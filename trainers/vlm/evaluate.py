@@ -2,19 +2,24 @@
 greedy answers, and the question-prior baseline it must beat. Used by the trainer and the
 pipeline's evaluate step.
 
-    result = evaluate_model("out/model", "out/eval/records.jsonl", max_examples=128)
+    result = evaluate_model("out/model", "out/eval", max_examples=128)   # an Evaluation
 """
 
 from __future__ import annotations
 
+import io
 from collections import Counter, defaultdict
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from trainers.common.packing import IGNORE
+from trainers.common.steps import Evaluation
 from trainers.lm.generation import sampling_kwargs
 from trainers.vlm import examples as ex
+
+SAMPLE_COLUMNS = ["image", "question", "reference", "output", "correct"]
 
 
 def token_loss_sum(model, batch, device: str) -> tuple[torch.Tensor, int]:
@@ -141,47 +146,57 @@ def chance_exact_match(train_records: list[dict], eval_records: list[dict]) -> f
 
 def evaluate_model(
     model_uri: str,
-    records_uri: str,
+    eval_dir: str,
     *,
     max_examples: int = 128,
     max_new_tokens: int = 16,
     train_records_uri: str = "",
     on_bad_record: str = "error",
     caption_prompt: str = "Describe the image.",
-) -> dict:
-    """The pipeline's evaluation of a trained model on image-text records: VQA exact match on
-    up to `max_examples` questions, token loss on VQA answers and on captions (all of them),
-    the question-prior chance level when the training records are given, and the samples."""
+) -> Evaluation:
+    """The pipeline's evaluation of a trained model on image-text records (a prepared split or
+    a records file): VQA exact match on up to `max_examples` questions, token loss on VQA
+    answers and on captions (all of them; a kind the split lacks has no loss), the
+    question-prior chance level when the training records are given, and the samples with
+    their images."""
     from trainers.vlm.batches import vqa_items
     from trainers.vlm.data import read
     from trainers.vlm.model import load_trained
 
     loaded = load_trained(model_uri)
-    device = str(loaded.model.device)
-    located, _ = read(records_uri, on_bad=on_bad_record)
-    records = [r for _, r in located]
-    metrics = {}
-    for kind, wanted in (("vqa", True), ("caption", False)):
-        subset = [(w, r) for w, r in located if ex.is_vqa(r) == wanted]
-        loss, count = _loss(loaded, subset, caption_prompt=caption_prompt, on_bad=on_bad_record)
-        metrics[f"{kind}_loss"], metrics[f"{kind}_examples"] = loss, float(count)
-    metrics["eval_loss"] = _mean_loss(metrics)
+    located, _ = read(eval_dir, on_bad=on_bad_record)
+    metrics = _losses(loaded, located, caption_prompt=caption_prompt, on_bad=on_bad_record)
     items, _ = vqa_items(located, loaded.image, limit=max_examples, on_bad=on_bad_record)
-    score, samples = exact_match(
+    metrics["vqa_exact_match"], samples = exact_match(
         loaded.model,
         loaded.tokenizer,
         items,
         num_image_tokens=loaded.num_image_tokens,
         max_new_tokens=max_new_tokens,
-        device=device,
+        device=str(loaded.model.device),
     )
-    metrics["vqa_exact_match"] = score
     if train_records_uri:
         train = [r for _, r in read(train_records_uri, on_bad="skip")[0]]
-        metrics["chance_exact_match"] = chance_exact_match(train, records)
+        metrics["chance_exact_match"] = chance_exact_match(train, [r for _, r in located])
     for sample, item in zip(samples, items, strict=True):
-        sample["image"] = item.image
-    return {"metrics": metrics, "samples": samples}
+        sample["image"] = Image.open(io.BytesIO(item.image)).convert("RGB")
+    return Evaluation(metrics=metrics, samples=samples, columns=SAMPLE_COLUMNS)
+
+
+def _losses(loaded, located, *, caption_prompt: str, on_bad: str) -> dict[str, float]:
+    """vqa_loss, caption_loss (of the kinds present), their example counts, and eval_loss."""
+    metrics = {}
+    for kind, wanted in (("vqa", True), ("caption", False)):
+        subset = [(w, r) for w, r in located if ex.is_vqa(r) == wanted]
+        loss, count = _loss(loaded, subset, caption_prompt=caption_prompt, on_bad=on_bad)
+        metrics[f"{kind}_examples"] = float(count)
+        if count:  # a loss over no examples is not a metric
+            metrics[f"{kind}_loss"] = loss
+    kinds = [k for k in ("vqa", "caption") if f"{k}_loss" in metrics]
+    parts = [(metrics[f"{k}_loss"], metrics[f"{k}_examples"]) for k in kinds]
+    if parts:  # weighted by example count
+        metrics["eval_loss"] = sum(loss * n for loss, n in parts) / sum(n for _, n in parts)
+    return metrics
 
 
 def _loss(
@@ -207,10 +222,3 @@ def _loss(
     device = str(loaded.model.device)
     total, count, _ = eval_loss(loaded.model, loader, device=device, autocast=False, on_bad=on_bad)
     return (total / count if count else float("nan")), len(examples)
-
-
-def _mean_loss(metrics: dict) -> float:
-    """Token loss over both kinds, weighted by example count (nan-free when one is absent)."""
-    parts = [(metrics[f"{k}_loss"], metrics[f"{k}_examples"]) for k in ("vqa", "caption")]
-    parts = [(loss, n) for loss, n in parts if n]
-    return sum(loss * n for loss, n in parts) / sum(n for _, n in parts) if parts else float("nan")

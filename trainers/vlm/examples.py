@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trainers.common.packing import IGNORE
+from trainers.common.records import DataError
 from trainers.lm.chat import render_prompt, tokenize_record
 from trainers.vlm.config import IMAGE_TOKEN
 from trainers.vlm.images import check_image_value
@@ -81,7 +82,7 @@ def tokenize(
     ids, trainable = text.token_ids[:max_text_tokens], text.trainable[:max_text_tokens]
     image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     if ids.count(image_id) != 1:
-        raise ValueError(f"{where}: the prompt must hold exactly one {IMAGE_TOKEN} token")
+        raise DataError(f"{where}: the prompt must hold exactly one {IMAGE_TOKEN} token")
     position = ids.index(image_id)
     ids = ids[:position] + [image_id] * num_image_tokens + ids[position + 1 :]
     trainable = trainable[:position] + [False] * num_image_tokens + trainable[position + 1 :]

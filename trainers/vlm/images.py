@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from trainers.common import storage
+from trainers.common.config import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -53,14 +54,14 @@ class ImageSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or self.size < 1:
-            raise ValueError(f"image size={self.size!r} is invalid: must be a positive integer")
+            raise ConfigError(f"image size={self.size!r} is invalid: must be a positive integer")
         for name in ("mean", "std"):
             value = getattr(self, name)
             if len(value) != 3:
-                raise ValueError(f"image {name}={value!r} is invalid: needs one value per RGB")
+                raise ConfigError(f"image {name}={value!r} is invalid: needs one value per RGB")
             object.__setattr__(self, name, tuple(float(v) for v in value))
         if min(self.std) <= 0:
-            raise ValueError(f"image std={self.std!r} is invalid: every value must be > 0")
+            raise ConfigError(f"image std={self.std!r} is invalid: every value must be > 0")
 
     def to_dict(self) -> dict:
         """The Hugging Face image-processor keys (`preprocessor_config.json`) for this spec."""
@@ -81,7 +82,7 @@ class ImageSpec:
         crop_size (the crop is what the model sees), or a plain int size."""
         missing = [k for k in ("image_mean", "image_std") if k not in d]
         if missing:
-            raise ValueError(f"image processor config: missing {missing[0]!r}")
+            raise ConfigError(f"image processor config: missing {missing[0]!r}")
         size = _side(d["crop_size"] if "crop_size" in d else d.get("size"))
         return cls(size=size, mean=tuple(d["image_mean"]), std=tuple(d["image_std"]))
 
@@ -91,11 +92,11 @@ def _side(size: Any) -> int:
         return size
     if isinstance(size, dict) and "height" in size:
         if size["height"] != size.get("width", size["height"]):
-            raise ValueError(f"image processor size={size!r} is invalid: only square images")
+            raise ConfigError(f"image processor size={size!r} is invalid: only square images")
         return size["height"]
     if isinstance(size, dict) and "shortest_edge" in size:
         return size["shortest_edge"]
-    raise ValueError(f"image processor size={size!r} is invalid: expected an int or a dict")
+    raise ConfigError(f"image processor size={size!r} is invalid: expected an int or a dict")
 
 
 def check_image_value(value: Any) -> str | None:

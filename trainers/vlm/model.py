@@ -4,6 +4,7 @@ with `AutoModelForImageTextToText` anywhere. Image features replace the `<image>
 tokens, one per patch.
 
     model = build_model(cfg, tokenizer=tok)     # trainable parts per cfg.freeze / cfg.lora
+    save_trained(model, tok, spec, "out/model")
     loaded = load_trained("gs://b/run/model")   # model, tokenizer, image spec; eval mode
 """
 
@@ -13,12 +14,15 @@ import json
 import os
 from dataclasses import dataclass
 
+from trainers.common.config import ConfigError
 from trainers.lm.model import build_model as build_language_model
 from trainers.lm.model import local_source
 from trainers.vlm.config import IMAGE_TOKEN, VisionConfig, VLMConfig
 from trainers.vlm.images import SIGLIP_MEAN, SIGLIP_STD, ImageSpec
 
 PROCESSOR_FILE = "preprocessor_config.json"
+# The image processor class whose preprocessing matches trainers.vlm.images.decode.
+PROCESSOR_CLASS = "SiglipImageProcessor"
 
 
 @dataclass
@@ -67,7 +71,7 @@ def _pretrained_tower(source: str):
     kind = getattr(config, "vision_config", config).model_type
     classes = {"siglip_vision_model": SiglipVisionModel, "clip_vision_model": CLIPVisionModel}
     if kind not in classes:
-        raise ValueError(f"vision.source={source!r} is a {kind!r} model; expected SigLIP or CLIP")
+        raise ConfigError(f"vision.source={source!r} is a {kind!r} model; expected SigLIP or CLIP")
     tower = classes[kind].from_pretrained(source, dtype=torch.float32)
     return tower, _image_spec(source, tower.config.image_size)
 
@@ -81,7 +85,7 @@ def _image_spec(source: str, size: int) -> ImageSpec:
     with open(path) as f:
         spec = ImageSpec.from_dict(json.load(f))
     if spec.size != size:
-        raise ValueError(
+        raise ConfigError(
             f"vision.source={source!r}: its image processor resizes to {spec.size} px but the "
             f"tower takes {size} px"
         )
@@ -215,6 +219,19 @@ def count_by_part(model) -> dict[str, int]:
     counts["total"] = sum(p.numel() for p in model.parameters())
     counts["trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return counts
+
+
+def save_trained(model, tokenizer, spec: ImageSpec, local: str) -> None:
+    """The Llava directory `load_trained` reads: weights (LoRA adapters merged in, and kept
+    under `adapter/`), the tokenizer with its chat template, the image processor config."""
+    if hasattr(model, "peft_config"):
+        model.save_pretrained(os.path.join(local, "adapter"))
+        model = model.merge_and_unload()  # the run is over: merging in place is fine
+    model.save_pretrained(local)
+    tokenizer.save_pretrained(local)
+    processor = {**spec.to_dict(), "image_processor_type": PROCESSOR_CLASS}
+    with open(os.path.join(local, PROCESSOR_FILE), "w") as f:
+        json.dump(processor, f, indent=2, sort_keys=True)
 
 
 def load_trained(uri: str, *, device: str | None = None) -> Loaded:

@@ -3,57 +3,42 @@ every image read and decoded once, and each split written as a self-contained di
 
     stats = prepare(cfg, train_dir="out/train", eval_dir="out/eval")
 
-A prepared directory (local, gs:// or /gcs/) holds `records.jsonl`, whose images are relative
-paths into `images/` (one file per distinct image, named by content hash, original bytes), and
-`manifest.json` with the counts and fingerprint. The trainer reads it like any records file, so
-training never meets an unreadable image it could have found here.
+A prepared directory (local, gs:// or /gcs/) has the common layout (trainers.common.prepared:
+`manifest.json` with the counts and fingerprint, `records.jsonl`), and the records' images are
+relative paths into `images/` (one file per distinct image, named by content hash, original
+bytes). The trainer reads it like any records file, so training never meets an unreadable image
+it could have found here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
-from trainers.common import storage
-from trainers.common.records import DataError, dedupe, fingerprint, record_key
+from trainers.common import prepared, storage
+from trainers.common.records import DataError, fingerprint
 from trainers.vlm.config import VLMConfig
-from trainers.vlm.data import base_dir
+from trainers.vlm.data import base_dir, load_records
 from trainers.vlm.examples import is_vqa
 from trainers.vlm.images import ImageError, read_image_bytes, verify
 
 FORMAT = "liftoff-image-text-v1"
-MANIFEST = "manifest.json"
-RECORDS = "records.jsonl"
 IMAGES = "images"
 READERS = 16  # images are read concurrently: from gs:// each read is a round trip
 
 
 def prepare(cfg: VLMConfig, *, train_dir: str, eval_dir: str) -> dict:
     """Write both splits of `cfg.data`; return `{"train": manifest, "eval": manifest}`."""
-    from trainers.vlm.data import load_records
-
-    train, evals, skipped = load_records(cfg)
-    train, train_dupes = _dedupe_located(train)
-    evals, eval_dupes = _dedupe_located(evals)
-    # A record in both splits (possible with separate eval data) would inflate eval scores.
-    train_keys = {record_key(r) for _, r in train}
-    kept = [(w, r) for w, r in evals if record_key(r) not in train_keys]
-    common = {"duplicates_removed": train_dupes + eval_dupes + len(evals) - len(kept)}
+    split, skipped = load_records(cfg)
+    common = {"duplicates_removed": split.duplicates_removed}
     stats = {}
-    for split, located, uri in (("train", train, train_dir), ("eval", kept, eval_dir)):
-        stats[split] = _write_split(uri, located, cfg, skipped=skipped, common=common)
+    for name, located, uri in (("train", split.train, train_dir), ("eval", split.eval, eval_dir)):
+        stats[name] = _write_split(uri, located, cfg, skipped=skipped, common=common)
     if not stats["eval"]["num_records"]:
-        raise ValueError("data: the eval split is empty; raise data.eval_fraction or set eval data")
+        raise DataError(f"{cfg.data.eval or cfg.data.train}: no eval record has a readable image")
     return stats
-
-
-def _dedupe_located(located: list[tuple[str, dict]]) -> tuple[list[tuple[str, dict]], int]:
-    records, removed = dedupe([r for _, r in located])
-    where = {record_key(r): w for w, r in reversed(located)}  # first occurrence wins
-    return [(where[record_key(r)], r) for r in records], removed
 
 
 def _write_split(uri: str, located, cfg: VLMConfig, *, skipped: int, common: dict) -> dict:
@@ -66,10 +51,7 @@ def _write_split(uri: str, located, cfg: VLMConfig, *, skipped: int, common: dic
             raise DataError(bad[0])
         records = [record for record, problem in results if not problem]
         manifest = _manifest(records, local, skipped=skipped + len(bad), common=common)
-        with open(os.path.join(local, RECORDS), "w") as f:
-            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        with open(os.path.join(local, MANIFEST), "w") as f:
-            json.dump(manifest, f, indent=2, sort_keys=True)
+        prepared.write_split(local, records=records, manifest=manifest)
         storage.upload_dir(local, uri)
     return manifest
 

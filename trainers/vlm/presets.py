@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from trainers.common.config import ConfigError, suggest
 from trainers.common.sections import CheckpointConfig, OptimConfig, TrainConfig
 from trainers.lm.config import ModelConfig
 from trainers.vlm.config import DataConfig, VisionConfig, VLMConfig
@@ -125,5 +126,7 @@ PRESETS: dict[str, Callable[[], VLMConfig]] = {
 
 def get_preset(name: str) -> VLMConfig:
     if name not in PRESETS:
-        raise ValueError(f"--preset {name!r} is unknown; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(
+            f"--preset {name!r} is unknown{suggest(name, PRESETS)} (presets: {', '.join(PRESETS)})"
+        )
     return PRESETS[name]()

@@ -12,6 +12,8 @@ import itertools
 
 from torch.utils.data import DistributedSampler
 
+from trainers.common.config import ConfigError
+
 
 class ResumableSampler(DistributedSampler):
     """A shuffling, shard-per-rank DistributedSampler that can skip the first `start` indices
@@ -35,7 +37,7 @@ def steps_per_epoch(num_examples: int, *, world_size: int, global_batch: int) ->
     """Full global batches per epoch (the same for every world size dividing global_batch)."""
     steps = (num_examples // world_size) // (global_batch // world_size)
     if steps == 0:
-        raise ValueError(
+        raise ConfigError(
             f"train.global_batch_size={global_batch} is larger than the {num_examples} "
             "training examples; lower it or add data"
         )

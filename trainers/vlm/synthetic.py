@@ -21,6 +21,7 @@ import sys
 
 from PIL import Image, ImageDraw
 
+from trainers.common.config import ConfigError
 from trainers.vlm.images import b64encode, png_bytes
 
 SHAPES = ("square", "circle", "triangle")
@@ -127,7 +128,7 @@ def sample_instances(num: int = 2, *, image_size: int = 32) -> list[dict]:
 
 def _check_size(image_size: int) -> None:
     if image_size < MIN_IMAGE_SIZE:
-        raise ValueError(f"image_size={image_size!r} is invalid: must be >= {MIN_IMAGE_SIZE}")
+        raise ConfigError(f"image_size={image_size!r} is invalid: must be >= {MIN_IMAGE_SIZE}")
 
 
 def main(argv: list[str] | None = None) -> None:

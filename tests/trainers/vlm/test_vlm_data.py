@@ -14,7 +14,7 @@ import torch
 from tests.support.trainer_runs import TINY_VLM, run_trainer
 from trainers.common.distributed import Dist
 from trainers.common.packing import IGNORE
-from trainers.common.records import DataError, fingerprint
+from trainers.common.records import DataError, Split, fingerprint
 from trainers.vlm import examples as ex
 from trainers.vlm.__main__ import main, parser, resolve_config
 from trainers.vlm.batches import StepBatches
@@ -228,7 +228,7 @@ def test_split_and_fingerprint_do_not_depend_on_where_the_records_live(tmp_path,
             "--data", str(tmp_path / name / "train.jsonl"), "--set", "data.eval_fraction=0.3"
         )
         records = load_records(cfg)
-        splits.append([where.rsplit(":", 1)[1] for where, _ in records[1]])
+        splits.append([where.rsplit(":", 1)[1] for where, _ in records[0].eval])
         data = load_data(cfg, tokenizer=tokenizer, num_image_tokens=4, records=records)
         prints.append(data.fingerprint)
     assert splits[0] and splits[0] == splits[1]
@@ -333,9 +333,8 @@ def test_two_ranks_share_out_exactly_the_one_rank_global_batch(epoch):
 def test_batches_asked_for_out_of_order_are_the_ones_read_in_order(tokenizer):
     cfg = _cfg("--set", "train.global_batch_size=8", "--set", "train.micro_batch_size=4")
     located = [(f"t:{i + 1}", r) for i, r in enumerate(RECORDS[:20])]
-    data = load_data(
-        cfg, tokenizer=tokenizer, num_image_tokens=4, records=(located, located[:2], 0)
-    )
+    split = Split(train=located, eval=located[:2], duplicates_removed=0)
+    data = load_data(cfg, tokenizer=tokenizer, num_image_tokens=4, records=(split, 0))
     spec = ImageSpec(size=32, mean=SIGLIP_MEAN, std=SIGLIP_STD)
 
     def batches():

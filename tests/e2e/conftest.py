@@ -1,0 +1,75 @@
+"""The whole-pipeline runs the end-to-end tests and the README test share, each run once per
+session exactly as README.md writes it, in one working directory laid out like a fresh clone:
+
+    readme_dir     examples/ (linked from the repository) and what the commands make: .liftoff/
+    demo_run       `liftoff run llm-finetune --preset debug` (what `make demo` runs), on a terminal
+    vlm_run        `liftoff run vlm-ddp --preset debug`, its output piped
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.terminal import TtyRun, run_on_tty
+from tests.support.trainer_runs import REPO
+
+DEMO = "liftoff run llm-finetune --preset debug"
+VLM = "liftoff run vlm-ddp --preset debug"
+BIN = Path(sys.executable).parent  # where `liftoff` is, as `make install` puts it
+
+
+def readme_env(**extra: str) -> dict[str, str]:
+    """The environment of a user who followed the README: the venv's commands first on PATH,
+    nothing downloaded, no W&B key."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", HF_HUB_OFFLINE="1")
+    for name in ("WANDB_API_KEY", "WANDB_SILENT", "NO_COLOR", "PYTHONPATH"):
+        env.pop(name, None)
+    return env | extra
+
+
+@dataclass
+class Run:
+    command: str
+    returncode: int
+    output: str  # what the terminal shows at the end (the screen), or the piped stdout
+    workdir: Path  # where the run's .liftoff is
+
+    def run_dir(self) -> Path:
+        """The run's directory under .liftoff/runs (the newest of its pipeline)."""
+        pipeline = self.command.split()[2]
+        return max((self.workdir / ".liftoff" / "runs").glob(f"{pipeline}-*"), key=os.path.getmtime)
+
+
+@pytest.fixture(scope="session")
+def readme_dir(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("fresh-clone")
+    (workdir / "examples").symlink_to(REPO / "examples")
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def demo_run(readme_dir, tmp_path_factory) -> tuple[Run, TtyRun]:
+    done = run_on_tty(DEMO.split(), cwd=readme_dir, env=readme_env(), timeout_s=1800)
+    # What the terminal showed, for a person to read (pytest's basetemp/terminal*/demo.txt).
+    (tmp_path_factory.mktemp("terminal") / "demo.txt").write_text("\n".join(done.screen) + "\n")
+    return Run(DEMO, done.returncode, "\n".join(done.screen), readme_dir), done
+
+
+@pytest.fixture(scope="session")
+def vlm_run(readme_dir) -> Run:
+    done = subprocess.run(
+        VLM.split(),
+        cwd=readme_dir,
+        env=readme_env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    return Run(VLM, done.returncode, done.stdout, readme_dir)

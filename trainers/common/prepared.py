@@ -1,0 +1,59 @@
+"""The on-disk layout of a prepared split, the pipeline's prepare_data output, for every trainer:
+
+    <split>/manifest.json    the format name, counts and fingerprint (the Dataset's metadata)
+    <split>/records.jsonl    the split's records, after validation, dedupe and the split
+    <split>/...              what the trainer adds (packed shards and tokenizer/, or images/)
+
+    write_split(local_dir, records=records, manifest={"format": FORMAT, ...})   # then upload
+    if is_prepared(uri): manifest = read_manifest(uri, format=FORMAT)
+
+Trainers, the components and the tests name these files through this module only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from trainers.common import storage
+from trainers.common.records import DataError
+
+MANIFEST = "manifest.json"
+RECORDS = "records.jsonl"
+
+
+def is_prepared(uri: str) -> bool:
+    """Whether `uri` is a prepared split directory (local, gs:// or /gcs/)."""
+    return bool(uri) and not uri.endswith(".jsonl") and storage.exists(storage.join(uri, MANIFEST))
+
+
+def records_uri(uri: str) -> str:
+    """A prepared split reads as its records file; anything else is a records source as is."""
+    return storage.join(uri, RECORDS) if is_prepared(uri) else uri
+
+
+def write_split(local_dir: str, *, records: list[dict], manifest: dict) -> None:
+    """The records and the manifest of a split, into a local directory (written last: the
+    manifest is what makes the directory count as prepared)."""
+    with open(os.path.join(local_dir, RECORDS), "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    with open(os.path.join(local_dir, MANIFEST), "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+
+
+def read_manifest(uri: str, *, format: str) -> dict:
+    """The manifest of the prepared split at `uri`; a directory of another format is a
+    DataError naming what it is."""
+    manifest = json.loads(storage.read_text(storage.join(uri, MANIFEST)))
+    if manifest.get("format") != format:
+        raise DataError(
+            f"{uri}: a prepared split of format {manifest.get('format')!r}, not {format!r} "
+            "(prepared for another trainer?)"
+        )
+    return manifest
+
+
+def read_records(uri: str) -> list[dict]:
+    """The records of the prepared split at `uri`, in order."""
+    with storage.open_uri(storage.join(uri, RECORDS), "rb") as f:
+        return [json.loads(line) for line in f.read().decode("utf-8").splitlines() if line]
