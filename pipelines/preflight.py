@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from serving.registry import ALIAS, NAME
-from trainers.common.config import ConfigError, apply_overrides
-from trainers.common.secrets import RESOURCE_FORM, check_secret_name
+from trainers.common.config import apply_overrides
+from trainers.common.secrets import check_secret_name
 
 MAX_LABELS = 64
 # GCP label rules, restricted to ASCII: keys start with a lowercase letter; both keys and
@@ -86,16 +86,11 @@ def check_numbers(values: Mapping) -> None:
 
 
 def check_secret(name: str, value: str) -> None:
-    """`value` empty or a Secret Manager version name. A wrong one is refused without being
-    shown: it may be the key itself, which must never reach a request, a job or a log."""
-    try:
-        if value:
-            check_secret_name(value, what=name)
-    except ConfigError:
-        raise ValueError(
-            f"{name}: bad secret version, expected {RESOURCE_FORM}: the name of the secret "
-            "that holds the key, never the key itself (the value given is not shown)"
-        ) from None
+    """`value` empty or a Secret Manager version name; a wrong one is refused without being
+    shown (trainers/common/secrets.py): it may be the key itself, which must never reach a
+    request, a job or a log."""
+    if value:
+        check_secret_name(value, what=name)
 
 
 def trainer_config(pipeline, values: Mapping):

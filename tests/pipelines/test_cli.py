@@ -193,7 +193,7 @@ USAGE_ERRORS = [
     (["compile", "vlm-ddp", "--param", "preset=qwen2.5-0.5b"], "--preset 'qwen2.5-0.5b'"),
     (["compile", "llm-finetune", "--set", "optim.lr"], "expected section.field=value"),
     (["compile", "llm-finetune", "--param", "gate_metric=vqa_exact_match"], "exact_match, neg"),
-    (["compile", "llm-finetune", "--param", "hf_secret=hf-token"], "hf_secret: bad secret"),
+    (["compile", "llm-finetune", "--param", "hf_secret=hf-token"], "hf_secret: not a Secret"),
     (["compile", "llm-finetune", "--hardware", "cpu", "--flex-start"], "cannot use FLEX_START"),
     (["compile", "llm-finetune", "--flex-start", "--timeout", "8d"], "over FLEX_START's 7 days"),
     (["compile", "llm-finetune", "--timeout", "soon"], "--timeout: 'soon'"),

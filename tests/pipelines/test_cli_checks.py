@@ -48,8 +48,8 @@ REFUSED = [
     (["submit", "llm-finetune", *WHERE, "--param", "gate_threshold=nan"], "gate_threshold: nan"),
     (["compile", "llm-finetune", "--param", "gate_threshold=inf"], "gate_threshold: inf must"),
     (["submit", "llm-finetune", *WHERE, "--dry-run", "--param", f"wandb_secret={RAW_KEY}"], ""),
-    (["run", "llm-finetune", "--param", f"hf_secret={RAW_KEY}"], "hf_secret: bad secret"),
-    (["run", "llm-finetune", "--set", f"wandb.secret={RAW_KEY}"], "wandb.secret: bad secret"),
+    (["run", "llm-finetune", "--param", f"hf_secret={RAW_KEY}"], "hf_secret: "),
+    (["run", "llm-finetune", "--set", f"wandb.secret={RAW_KEY}"], "overrides: wandb.secret: "),
     (["run", "llm-finetun"], "unknown pipeline 'llm-finetun'; did you mean 'llm-finetune'?"),
     (["run", "llm-finetune", "--preset", "debgu"], "did you mean 'debug'?"),
     (

@@ -105,7 +105,10 @@ def test_create_stores_a_run_request_right_for_a_run_that_repeats(
         "liftoff-schedule": "weekly-sft",
     }
     _assert_repeatable(job["pipelineSpec"])
-    assert "liftoff_run" not in json.dumps(body)  # nothing names one run
+    # Nothing names one run: the upload's run label is set by a step when each run starts.
+    assert "liftoff_run" not in json.dumps({k: v for k, v in job.items() if k != "pipelineSpec"})
+    components = json.dumps(job["pipelineSpec"]["components"])
+    assert '"run-labels"' in components and "{{$.pipeline_job_name}}" in components
     lines = out.splitlines()
     assert lines[0] == f"created schedule weekly-sft: {PARENT}/schedules/7000"
     assert f"  runs: llm-finetune ({job['templateUri']})" in lines

@@ -165,6 +165,22 @@ def evaluate(model: ArrCoc, examples, *, batch_size: int = 50) -> dict:
     }
 
 
+def table(evaluation: dict) -> str:
+    """Accuracy (and recall@K of the referred object's cells) per budget, as markdown."""
+    lines = ["| budget | " + " | ".join(WAYS_TO_PICK) + " |", "|---|" + "---|" * len(WAYS_TO_PICK)]
+    for budget in BUDGETS:
+        cells = []
+        for way in WAYS_TO_PICK:
+            row = evaluation[f"{way}@{budget:g}"]
+            cells.append(
+                f"{row['accuracy']:.3f} (recall {row.get('relevance/recall_at_k', 0):.2f})"
+            )
+        lines.append(f"| {budget:.0%} | " + " | ".join(cells) + " |")
+    adaptive = evaluation["arr_coc@adaptive"]
+    lines.append(f"| adaptive ({adaptive['tokens']:.1f} tokens) | {adaptive['accuracy']:.3f} | | |")
+    return "\n".join(lines)
+
+
 def time_steps(base, examples, *, batch_size: int, repeats: int = 5) -> dict[str, float]:
     """Median seconds of one forward+backward on a batch: the base model over every token, and
     each stage (stage 2 also with the distillation pass)."""
@@ -215,28 +231,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    log = lambda text: print(text, flush=True)  # noqa: E731
-    report: dict = {"args": vars(args)}
+    report = run(args, log=lambda text: print(text, flush=True))
+    if args.json:
+        print(json.dumps(report))
+
+
+def run(args, *, log) -> dict:
     base = build_scratch(BaseConfig(text_hidden=args.text_hidden), texts=scene_texts(), seed=0)
-    scenes = scene_records(args.train + args.eval, seed=0, spec=NORMAL)
-    hard = scene_records(args.train // 2 + args.eval, seed=1, spec=HARD)
-    train, held = encode_all(base, scenes[args.eval :]), encode_all(base, scenes[: args.eval])
-    hard_train, hard_held = encode_all(base, hard[args.eval :]), encode_all(base, hard[: args.eval])
+    data = scene_data(base, num_train=args.train, num_eval=args.eval)
     if args.time_only:
-        print(json.dumps(time_steps(base, train, batch_size=args.batch_size)))
-        return
+        return time_steps(base, data["train"], batch_size=args.batch_size)
+    report: dict = {"args": vars(args)}
+    # The base learns normal and hard scenes alike: stage 3's scenes are new to ARR-COC only.
     report["base_s_per_step"] = train_base(
-        base, train, steps=args.base_steps, lr=args.base_lr, batch_size=args.batch_size, log=log
+        base,
+        data["train"] + data["hard_train"],
+        steps=args.base_steps,
+        lr=args.base_lr,
+        batch_size=args.batch_size,
+        log=log,
     )
     model = ArrCoc(base, RelevanceConfig(budget=0.25, distill_weight=args.distill))
-    report["after_base"] = evaluate(model, held)
-    log(json.dumps(report["after_base"]))
+    for name in ("eval", "hard_eval"):
+        report[f"base_{name}"] = evaluate(model, data[name])
+        log(f"the base on {name}:\n" + table(report[f"base_{name}"]))
     steps = [int(s) for s in args.stage_steps.split(",")]
     for stage, num_steps in zip((1, 2, 3), steps, strict=True):
-        data = hard_train if stage == 3 else train
+        train, held = ("hard_train", "hard_eval") if stage == 3 else ("train", "eval")
         report[f"stage{stage}_s_per_step"] = train_stage(
             model,
-            data,
+            data[train],
             stage=stage,
             steps=num_steps,
             lr=args.stage_lr,
@@ -244,10 +268,21 @@ def main(argv: list[str] | None = None) -> None:
             lm_trains=args.lm_trains,
             log=log,
         )
-        report[f"after_stage{stage}"] = evaluate(model, hard_held if stage == 3 else held)
-        log(f"after stage {stage}: " + json.dumps(report[f"after_stage{stage}"]))
-    if args.json:
-        print(json.dumps(report))
+        report[f"after_stage{stage}"] = evaluate(model, data[held])
+        log(f"after stage {stage} on {held}:\n" + table(report[f"after_stage{stage}"]))
+    return report
+
+
+def scene_data(base, *, num_train: int, num_eval: int) -> dict[str, list]:
+    """Encoded normal and hard scenes (half as many hard ones), train and eval."""
+    scenes = scene_records(num_train + num_eval, seed=0, spec=NORMAL)
+    hard = scene_records(num_train // 2 + num_eval, seed=1, spec=HARD)
+    return {
+        "train": encode_all(base, scenes[num_eval:]),
+        "eval": encode_all(base, scenes[:num_eval]),
+        "hard_train": encode_all(base, hard[num_eval:]),
+        "hard_eval": encode_all(base, hard[:num_eval]),
+    }
 
 
 if __name__ == "__main__":

@@ -178,6 +178,17 @@ def all_reduce_sums(values: list[float], d: Dist) -> list[float]:
     return t.tolist()
 
 
+def all_gather_objects(value, d: Dist) -> list:
+    """Every rank's `value` (picklable), in rank order, on every rank."""
+    if d.world_size == 1:
+        return [value]
+    import torch.distributed as dist
+
+    gathered = [None] * d.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def shutdown(d: Dist) -> None:
     if d.world_size > 1:
         import torch.distributed as dist

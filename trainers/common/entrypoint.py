@@ -24,7 +24,7 @@ from trainers.common.config import (
 )
 from trainers.common.logs import log
 from trainers.common.records import DataError
-from trainers.common.secrets import HF_TOKEN_ENV, export_secret
+from trainers.common.secrets import HF_TOKEN_ENV, check_secret_name, export_secret
 
 
 def trainer_parser(
@@ -52,7 +52,15 @@ def trainer_parser(
     )
     p.add_argument(
         "--checkpoint-dir",
-        help="checkpoints (default: $AIP_CHECKPOINT_DIR, else ./outputs/checkpoints)",
+        help="checkpoints (default: $AIP_CHECKPOINT_DIR, else this run's own: "
+        "./outputs/checkpoints/<trainer>-<key of its settings and data>); a checkpoint of "
+        "other settings there is refused",
+    )
+    p.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start over: remove the checkpoints in the checkpoint directory instead of "
+        "resuming from them (checkpoint.resume=false)",
     )
     p.add_argument("--max-steps", type=int, help="optimizer steps")
     p.add_argument("--seed", type=int, help="random seed (data order, initial weights)")
@@ -91,9 +99,9 @@ def _resolve(args: argparse.Namespace, get_preset: Callable) -> tuple:
         "data.train": args.data,
         "data.eval": args.eval_data,
         "output_dir": args.output_dir or os.environ.get("AIP_MODEL_DIR") or "./outputs/model",
-        "checkpoint.dir": args.checkpoint_dir
-        or os.environ.get("AIP_CHECKPOINT_DIR")
-        or "./outputs/checkpoints",
+        # None: the config's, "" by default, which makes a directory of the run's own.
+        "checkpoint.dir": args.checkpoint_dir or os.environ.get("AIP_CHECKPOINT_DIR"),
+        "checkpoint.resume": False if args.no_resume else None,
         "train.max_steps": args.max_steps,
         "train.seed": args.seed,
         "lora.enabled": True if args.lora else None,
@@ -128,12 +136,16 @@ def run(
     """Parse, resolve, re-launch under torchrun when more than one process is wanted, train.
 
     The one error rule: a user error is one `error:` line without a traceback, wherever in the
-    run it is found: a bad setting (`ConfigError`) exits 2, bad input data (`DataError`) 1.
+    run it is found: a bad setting (`ConfigError`) exits 2, bad input data (`DataError`) 1, and
+    so do a run that diverged (`Diverged`) and storage that stayed down (`StorageError`).
     Anything else is a failure or a bug and keeps its traceback (exit 1)."""
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     try:
         cfg, preset = _resolve(args, get_preset)
+        for flag, value in (("--wandb-secret", cfg.wandb.secret), ("--hf-secret", args.hf_secret)):
+            if value:  # a key passed by mistake is refused before anything could show it
+                check_secret_name(value, what=flag)
         if args.print_config:
             comment = f"python -m {module} --config THIS.yaml"
             print(to_recipe(cfg, preset=preset, comment=comment), end="")
@@ -143,14 +155,16 @@ def run(
     except ConfigError as err:
         return _user_error(err, exit_code=2)
     from trainers.common.distributed import relaunch_under_torchrun
+    from trainers.common.divergence import Diverged
     from trainers.common.preemption import PREEMPTED_EXIT_CODE, Preempted
+    from trainers.common.storage import StorageError
 
     relaunch_under_torchrun(module, argv)
     try:
         train(cfg, callbacks=callbacks)
     except ConfigError as err:
         return _user_error(err, exit_code=2)
-    except DataError as err:
+    except (DataError, Diverged, StorageError) as err:
         return _user_error(err, exit_code=1)
     except Preempted as err:
         log(str(err), severity="WARNING")

@@ -7,7 +7,9 @@
     result = train_step(run)                             # one optimizer step (benchmarks)
 
 Runs on one process, or under torchrun (one process per GPU, or gloo on CPU). Resumes from the
-newest committed checkpoint in `checkpoint.dir`; a SIGTERM saves one and raises Preempted.
+newest intact committed checkpoint of the same run in `checkpoint.dir` (trainers.common.checkpoint);
+a SIGTERM saves one and raises Preempted; a non-finite loss or gradient stops it
+(trainers.common.divergence).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainers.common import checkpoint, distributed, outputs, speed, training
+from trainers.common import checkpoint, distributed, divergence, outputs, speed, training
 from trainers.common.config import to_dict
 from trainers.common.logs import log
 from trainers.common.preemption import Preempted, StopFlag
@@ -123,7 +125,9 @@ def train_step(run: Run) -> StepResult:
     task.check_step(counts, batches)
     sums = _sum_over_ranks(_backward(run, batches, num_targets=counts["targets"]), dist)
     grad_norm = training.clip_trainable(task.model, run.cfg.optim.grad_clip)
-    run.optimizer.step()
+    # The loss is summed and the gradients all-reduced over the ranks: every rank agrees.
+    if divergence.apply_step(run, loss=sums["loss"], grad_norm=grad_norm):
+        run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     run.step += 1
@@ -214,6 +218,7 @@ def evaluate(run: Run) -> dict:
 def finish(run: Run) -> dict:
     """The final eval (unless the loop has just run it) and the task's end-of-run metrics;
     rank 0 saves the model; every rank returns the metadata."""
+    divergence.check_weights(run.task.model, step=run.step)  # never a non-finite model
     every = run.cfg.train.eval_every
     if not every or run.step % every:
         evaluate(run)
@@ -231,6 +236,7 @@ def metadata(run: Run) -> dict:
         "config": to_dict(run.cfg),
         "steps": run.step,
         **run.totals,
+        "skipped_steps": run.skipped_steps,
         "world_size": run.dist.world_size,
         "final": dict(run.history),
         "wandb": run.tracker.reference(),  # the registry records the run that made the model

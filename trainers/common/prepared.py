@@ -55,5 +55,5 @@ def read_manifest(uri: str, *, format: str) -> dict:
 
 def read_records(uri: str) -> list[dict]:
     """The records of the prepared split at `uri`, in order."""
-    with storage.open_uri(storage.join(uri, RECORDS), "rb") as f:
-        return [json.loads(line) for line in f.read().decode("utf-8").splitlines() if line]
+    text = storage.read_text(storage.join(uri, RECORDS))
+    return [json.loads(line) for line in text.splitlines() if line]

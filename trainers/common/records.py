@@ -100,8 +100,7 @@ def _iter_file(path: str) -> Iterator[tuple[str, dict, str | None]]:
 
 
 def _iter_jsonl(path: str) -> Iterator[tuple[str, dict, str | None]]:
-    with storage.open_uri(path, "rb") as f:
-        data = f.read()
+    data = storage.read_bytes(path)  # one whole read, retried as one when storage falters
     for number, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
@@ -123,11 +122,12 @@ def _parse_line(raw: bytes) -> tuple[dict, str | None]:
 
 
 def _iter_parquet(path: str) -> Iterator[tuple[str, dict, str | None]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    data = storage.read_bytes(path)
     try:
-        with storage.open_uri(path, "rb") as f:
-            rows = pq.read_table(f).to_pylist()
+        rows = pq.read_table(pa.BufferReader(data)).to_pylist()
     except Exception as err:  # pyarrow raises several types for corrupt files
         raise DataError(f"{path}: not a readable Parquet file ({err})") from None
     for number, row in enumerate(rows, start=1):

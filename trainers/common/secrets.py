@@ -27,9 +27,14 @@ HF_SECRET_ENV = "LIFTOFF_HF_SECRET"
 
 
 def check_secret_name(resource: str, *, what: str = "secret") -> None:
-    """Raise a one-line ConfigError unless `resource` names a secret version."""
+    """Raise a one-line ConfigError unless `resource` names a secret version. The value is
+    not shown: what was passed by mistake may be the key itself."""
     if not isinstance(resource, str) or not _RESOURCE.fullmatch(resource):
-        raise ConfigError(f"{what}: bad secret version {resource!r}: expected {RESOURCE_FORM}")
+        raise ConfigError(
+            f"{what}: not a Secret Manager version name, expected {RESOURCE_FORM}: the name "
+            "of the secret that holds the key, never the key itself (the value given is not "
+            "shown)"
+        )
 
 
 def export_secret(resource: str, *, variable: str) -> None:
@@ -47,6 +52,9 @@ def read_secret(resource: str) -> str:
 
     try:
         response = _client().access_secret_version(name=resource)
+    except (exceptions.NotFound, exceptions.PermissionDenied) as err:
+        # The name or its access is the user's to fix: one line, no traceback.
+        raise ConfigError(f"cannot read secret {resource}: {_first_line(err.message)}") from None
     except exceptions.GoogleAPICallError as err:
         raise RuntimeError(f"cannot read secret {resource}: {err.message}") from err
     data = response.payload.data
@@ -81,3 +89,7 @@ def _check_crc32c(resource: str, data: bytes, payload) -> None:
 
     if google_crc32c.value(data) != payload.data_crc32c:
         raise RuntimeError(f"cannot read secret {resource}: payload failed its CRC32C check")
+
+
+def _first_line(text: str) -> str:
+    return (str(text).strip().splitlines() or [""])[0]

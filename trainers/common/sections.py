@@ -3,6 +3,7 @@ one training loop reads them."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from trainers.common.config import check, check_choice
@@ -21,6 +22,7 @@ class OptimConfig:
 
     def __post_init__(self):
         check(self.lr > 0, "optim.lr", self.lr, "must be > 0")
+        check(math.isfinite(self.lr), "optim.lr", self.lr, "must be a finite number")
         check(
             0 <= self.min_lr_ratio <= 1,
             "optim.min_lr_ratio",
@@ -51,11 +53,20 @@ class TrainConfig:
     exact_match_examples: int = 64  # held-out prompts generated greedily at the end; 0 skips
     max_new_tokens: int = 16
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
+    # Steps with a non-finite loss or gradient that are skipped (their update dropped) before
+    # the run stops; 0 stops at the first (trainers.common.divergence).
+    skip_nonfinite_steps: int = 0
 
     def __post_init__(self):
         for name in ("max_steps", "global_batch_size", "micro_batch_size", "log_every"):
             check(getattr(self, name) > 0, f"train.{name}", getattr(self, name), "must be > 0")
-        for name in ("eval_every", "eval_batches", "exact_match_examples", "threads"):
+        for name in (
+            "eval_every",
+            "eval_batches",
+            "exact_match_examples",
+            "threads",
+            "skip_nonfinite_steps",
+        ):
             check(getattr(self, name) >= 0, f"train.{name}", getattr(self, name), "must be >= 0")
         check(
             self.global_batch_size % self.micro_batch_size == 0,
@@ -68,9 +79,13 @@ class TrainConfig:
 
 @dataclass(kw_only=True)
 class CheckpointConfig:
-    dir: str = "./outputs/checkpoints"
+    # "": this run's own, ./outputs/checkpoints/<trainer>-<key of its settings, data>
+    # (trainers.common.resumable), so runs with other settings never resume each other.
+    dir: str = ""
     every_steps: int = 50  # 0: only on SIGTERM
     keep_last: int = 2
+    # false: start over, removing the checkpoints in `dir` (--no-resume)
+    resume: bool = True
 
     def __post_init__(self):
         check(self.every_steps >= 0, "checkpoint.every_steps", self.every_steps, "must be >= 0")

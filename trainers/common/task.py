@@ -50,6 +50,9 @@ class Run:
     totals: dict[str, int] = field(default_factory=dict)  # "tokens_seen": ..., checkpointed
     # The last value of each eval and end-of-run metric and of train/loss: the final metrics.
     history: dict = field(default_factory=dict)
+    skipped_steps: int = 0  # steps with a non-finite loss or gradient, not applied
+    # What makes this run's checkpoints resumable (trainers.common.resumable), once computed.
+    fingerprint: dict = field(default_factory=dict)
 
     @property
     def autocast(self) -> bool:
@@ -144,7 +147,8 @@ class TrainTask:
 
     def extra_state(self) -> dict:
         """More checkpoint entries of this task's own; `load_extra_state` gets the whole
-        checkpoint back."""
+        checkpoint back. Tensors, numbers, strings, lists, tuples and dicts only: a checkpoint
+        is safetensors and JSON, never a pickle (trainers.common.statefile)."""
         return {}
 
     def load_extra_state(self, shared: dict) -> None:

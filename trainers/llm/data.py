@@ -23,6 +23,7 @@ from trainers.llm import prepared
 from trainers.llm.config import LLMConfig
 from trainers.llm.synthetic import arithmetic_records
 from trainers.lm.chat import check_record, tokenize_record
+from trainers.lm.model import tokenizer_from
 from trainers.lm.tokenizer import corpus_texts, load_tokenizer, train_tokenizer
 
 
@@ -54,9 +55,8 @@ def load_records(cfg: LLMConfig) -> tuple[Split, int]:
 def make_tokenizer(cfg: LLMConfig, records: list[dict]):
     if cfg.model.tokenizer == "trained":
         return train_tokenizer(corpus_texts(records), vocab_size=cfg.model.vocab_size)
-    from trainers.lm.model import local_source
-
-    return load_tokenizer(local_source(cfg.model.tokenizer or cfg.model.source))
+    field = "model.tokenizer" if cfg.model.tokenizer else "model.source"
+    return tokenizer_from(cfg.model.tokenizer or cfg.model.source, field=field)
 
 
 def pack_records(tokenizer, records: list[dict], cfg: LLMConfig) -> Packed:

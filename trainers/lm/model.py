@@ -1,16 +1,49 @@
 """Causal LMs: a Llama built from config sizes ("scratch") or weights from an HF id, a local
 directory or a gs:// directory; optional LoRA adapters and activation checkpointing.
+
+    model = build_model(cfg.model, vocab_size=len(tokenizer))
+    with loading(source, field="vision.source", needs=("config.json",)):   # one-line errors
+        tower = SiglipVisionModel.from_pretrained(local_source(source))
+
+A source that is not a model (an id the Hub or its offline cache does not have, a directory
+without one) is a one-line ConfigError naming the setting, not transformers' traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 from trainers.common import storage
+from trainers.common.config import ConfigError
 from trainers.common.model_cache import cached_copy
 from trainers.lm.config import LoraConfig, ModelConfig
 
 ADAPTER_CONFIG = "adapter_config.json"
+MODEL_FILES = ("config.json", ADAPTER_CONFIG)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+@contextlib.contextmanager
+def loading(source: str, *, field: str, needs: tuple[str, ...] = MODEL_FILES) -> Iterator[None]:
+    """Load from `source` (an HF id, a local or gs:// directory) inside this block: a local
+    directory without any of `needs`, a path that is not there, or a source transformers cannot
+    load (OSError, ValueError: not on the Hub, not in the offline cache, gated, no model
+    inside) raise a one-line ConfigError naming `field`."""
+    if not storage.is_remote(source):
+        if os.path.isdir(source) and not any(
+            os.path.isfile(os.path.join(source, name)) for name in needs
+        ):
+            have = " or ".join(needs)
+            raise ConfigError(f"{field}={source!r} is a directory without {have}: not a model")
+        if not os.path.isdir(source) and source.startswith(("/", ".", "~")):
+            raise ConfigError(f"{field}={source!r}: no such directory")
+    try:
+        yield
+    except (OSError, ValueError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"{field}={source!r}: cannot load a model from it ({reason})") from None
 
 
 def local_source(source: str) -> str:
@@ -21,8 +54,18 @@ def local_source(source: str) -> str:
     return cached_copy(source)
 
 
-def build_model(cfg: ModelConfig, *, vocab_size: int):
-    """The model in fp32 (autocast supplies bf16 compute on CUDA), in train mode."""
+def tokenizer_from(source: str, *, field: str):
+    """The tokenizer of `source` (an HF id, a local or gs:// directory); one that is not there
+    is a one-line ConfigError naming `field`."""
+    from trainers.lm.tokenizer import load_tokenizer
+
+    with loading(source, field=field, needs=TOKENIZER_FILES):
+        return load_tokenizer(local_source(source))
+
+
+def build_model(cfg: ModelConfig, *, vocab_size: int, field: str = "model.source"):
+    """The model in fp32 (autocast supplies bf16 compute on CUDA), in train mode; `field`
+    names `cfg.source` in errors."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
@@ -40,11 +83,12 @@ def build_model(cfg: ModelConfig, *, vocab_size: int):
         config._attn_implementation = cfg.attn_implementation
         model = LlamaForCausalLM(config)
     else:
-        model = AutoModelForCausalLM.from_pretrained(
-            local_source(cfg.source),
-            dtype=torch.float32,
-            attn_implementation=cfg.attn_implementation,
-        )
+        with loading(cfg.source, field=field):
+            model = AutoModelForCausalLM.from_pretrained(
+                local_source(cfg.source),
+                dtype=torch.float32,
+                attn_implementation=cfg.attn_implementation,
+            )
     model.config.use_cache = False
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

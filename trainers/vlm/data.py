@@ -30,7 +30,8 @@ from trainers.common.records import (
     load_split,
     read_located_records,
 )
-from trainers.lm.tokenizer import load_tokenizer, train_tokenizer
+from trainers.lm.model import tokenizer_from
+from trainers.lm.tokenizer import train_tokenizer
 from trainers.vlm import examples as ex
 from trainers.vlm.config import IMAGE_TOKEN, VLMConfig
 from trainers.vlm.images import ImageError, ImageSpec, load_pixels
@@ -115,9 +116,8 @@ def make_tokenizer(cfg: VLMConfig, records: list[dict]):
             texts += [ex.prompt_text(r, caption_prompt=cfg.data.caption_prompt), ex.answer_text(r)]
         tokenizer = train_tokenizer(texts, vocab_size=cfg.language.vocab_size)
     else:
-        from trainers.lm.model import local_source
-
-        tokenizer = load_tokenizer(local_source(cfg.language.tokenizer or cfg.language.source))
+        field = "language.tokenizer" if cfg.language.tokenizer else "language.source"
+        tokenizer = tokenizer_from(cfg.language.tokenizer or cfg.language.source, field=field)
     tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
     return tokenizer
 

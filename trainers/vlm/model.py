@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from trainers.common.config import ConfigError
 from trainers.lm.model import build_model as build_language_model
-from trainers.lm.model import local_source
+from trainers.lm.model import loading, local_source
 from trainers.vlm.config import IMAGE_TOKEN, VisionConfig, VLMConfig
 from trainers.vlm.images import SIGLIP_MEAN, SIGLIP_STD, ImageSpec
 
@@ -60,7 +60,8 @@ def build_vision_tower(cfg: VisionConfig):
         return SiglipVisionModel(config), ImageSpec(
             size=cfg.image_size, mean=SIGLIP_MEAN, std=SIGLIP_STD
         )
-    return _pretrained_tower(local_source(cfg.source))
+    with loading(cfg.source, field="vision.source", needs=("config.json",)):
+        return _pretrained_tower(local_source(cfg.source))
 
 
 def _pretrained_tower(source: str):
@@ -99,7 +100,9 @@ def build_model(cfg: VLMConfig, *, tokenizer):
     from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
     tower, spec = build_vision_tower(cfg.vision)
-    language = build_language_model(cfg.language, vocab_size=len(tokenizer))
+    language = build_language_model(
+        cfg.language, vocab_size=len(tokenizer), field="language.source"
+    )
     if language.get_input_embeddings().num_embeddings < len(tokenizer):
         language.resize_token_embeddings(len(tokenizer))  # room for the added <image> token
     config = LlavaConfig(

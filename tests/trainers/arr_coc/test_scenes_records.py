@@ -14,7 +14,17 @@ from PIL import Image
 
 from tests.support.tiny_qwen3_vl import decode_png
 from trainers.arr_coc.records import read_scene_records, to_example
-from trainers.arr_coc.scenes import CLUTTER, COLOURS, HARD, SHAPES, WHITE, scene_records
+from trainers.arr_coc.scenes import (
+    BINDING,
+    CLUTTER,
+    COLOURS,
+    DISTRACTOR,
+    HARD,
+    NORMAL,
+    SHAPES,
+    WHITE,
+    scene_records,
+)
 from trainers.common.records import DataError
 
 
@@ -23,10 +33,10 @@ def _pixels(image: Image.Image) -> torch.Tensor:
     return raw.view(image.height, image.width, -1)
 
 
-@pytest.mark.parametrize("hard", [False, True])
-def test_each_question_is_about_the_masked_object(hard):
-    records = scene_records(16, seed=3, spec=HARD) if hard else scene_records(16, seed=3)
-    assert records == (scene_records(16, seed=3, spec=HARD) if hard else scene_records(16, seed=3))
+@pytest.mark.parametrize("spec", [NORMAL, HARD, BINDING], ids=["normal", "hard", "binding"])
+def test_each_question_is_about_the_masked_object(spec):
+    records = scene_records(16, seed=3, spec=spec)
+    assert records == scene_records(16, seed=3, spec=spec)
     assert len({(r["image"]["b64"], r["question"]) for r in records}) == 16
     for r in records:
         image, mask = _pixels(decode_png(r["image"])), _pixels(decode_png(r["mask"]))[..., 0] > 0
@@ -38,8 +48,10 @@ def test_each_question_is_about_the_masked_object(hard):
             assert r["answer"] == name
         else:
             assert f"the {name} object" in r["question"] and r["answer"] in SHAPES
-        greys = (image == torch.tensor(CLUTTER, dtype=torch.uint8)).all(-1).sum()
-        assert (greys > 0) == hard
+        clutter = (image == torch.tensor(CLUTTER, dtype=torch.uint8)).all(-1).sum()
+        assert (clutter > 0) == (spec.num_clutter > 0)
+        distractors = (image == torch.tensor(DISTRACTOR, dtype=torch.uint8)).all(-1).sum()
+        assert (distractors > 0) == spec.grey_distractors
         assert (image[~mask] == torch.tensor(WHITE, dtype=torch.uint8)).all(-1).float().mean() > 0.5
 
 
@@ -64,7 +76,8 @@ def test_jsonl_with_masks_boxes_and_paths(tmp_path, tiny_qwen):
     located, skipped = read_scene_records(str(tmp_path / "data.jsonl"))
     assert skipped == 0 and [w.rsplit(":", 1)[1] for w, _ in located] == ["1", "2", "3"]
     examples = [to_example(tiny_qwen, r, where=w, base_dir=str(tmp_path)) for w, r in located]
-    assert examples[0].cell_mask.max() > 0.5
+    object_pixels = int((_pixels(decode_png(scene["mask"])) > 0).sum())
+    assert object_pixels > 0 and float(examples[0].cell_mask.sum()) * 16 * 16 == object_pixels
     boxed = examples[1].cell_mask
     assert torch.equal(boxed[:1, :2], torch.ones(1, 2)) and boxed.sum() == 2  # 32x16 px = 2 cells
     assert torch.isnan(examples[2].cell_mask).all()
