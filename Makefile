@@ -1,4 +1,4 @@
-# make install | make demo | make test | make bench | make bench-vlm | make bench-serving | make lint | make lock
+# make install | make demo | make test | make bench | make bench-vlm | make bench-serving | make bench-arr-coc | make lint | make lock
 # demo and test install what is missing first, so each works as the first command on a fresh machine.
 PY ?= python3
 VENV := .venv
@@ -9,7 +9,7 @@ EXTRAS := train,pipelines,serve,launch,dev
 # Every Dockerfile in the project (an image per folder that builds one).
 DOCKERFILES = $(shell find trainers serving pipelines components -name Dockerfile)
 
-.PHONY: install demo test bench bench-vlm bench-serving lint lock clean golden
+.PHONY: install demo test bench bench-vlm bench-serving bench-arr-coc lint lock clean golden
 
 install: $(VENV)/.installed
 
@@ -26,7 +26,7 @@ demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/liftoff run llm-finetune --preset debug --workdir .liftoff
 
 test: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=15
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/llm_trainer.py
@@ -36,6 +36,9 @@ bench-vlm: install
 
 bench-serving: install
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/serving.py
+
+bench-arr-coc: install
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/arr_coc.py
 
 lint: install
 	$(BIN)/ruff check .

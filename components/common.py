@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 
+from trainers.arr_coc.steps import STEPS as ARR_COC
 from trainers.common.logs import label_run
 from trainers.common.steps import TrainerSteps
 from trainers.common.tracking import Tracker, start_tracker
 from trainers.llm.steps import STEPS as LLM
 from trainers.vlm.steps import STEPS as VLM
 
-TRAINERS: dict[str, TrainerSteps] = {steps.name: steps for steps in (LLM, VLM)}
+TRAINERS: dict[str, TrainerSteps] = {steps.name: steps for steps in (LLM, VLM, ARR_COC)}
 
 
 def trainer_steps(trainer: str) -> TrainerSteps:

@@ -9,12 +9,13 @@ A new pipeline is a module with its declaration and a line in PIPELINES.
 
 from __future__ import annotations
 
+from pipelines.arr_coc import PIPELINE as ARR_COC
 from pipelines.declaration import Pipeline
 from pipelines.llm_finetune import PIPELINE as LLM_FINETUNE
 from pipelines.vlm_ddp import PIPELINE as VLM_DDP
 from trainers.common.config import suggest
 
-PIPELINES: dict[str, Pipeline] = {p.name: p for p in (LLM_FINETUNE, VLM_DDP)}
+PIPELINES: dict[str, Pipeline] = {p.name: p for p in (LLM_FINETUNE, VLM_DDP, ARR_COC)}
 
 
 def get_pipeline(name: str) -> Pipeline:

@@ -57,7 +57,9 @@ def describe(pipeline, name: str) -> str:
     fields = flat_fields(to_dict(pipeline.presets(name)))
     doc = " ".join((inspect.getdoc(presets(pipeline)[name]) or "").split())
     sources = [
-        fields[k] for k in ("vision.source", "language.source", "model.source") if k in fields
+        fields[k]
+        for k in ("vision.source", "language.source", "model.source", "base.source")
+        if k in fields
     ]
     what = doc.split(". ")[0].rstrip(".") if doc else " + ".join(sources)
     shape = [

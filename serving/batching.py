@@ -49,7 +49,7 @@ class Pending:
 class Batcher:
     def __init__(
         self,
-        generate: Callable[[list, Generation], list[str]],
+        generate: Callable[[list, Generation], list],  # one prediction per item
         *,
         max_batch_size: int,
         window_s: float,

@@ -22,7 +22,8 @@ import sys
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from PIL import Image
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 # A bucket name (3-222 characters of lowercase letters, digits, '-', '_', '.') and an object.
 GS_URI = re.compile(r"gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/([^\r\n]{1,1024})")
 EXPECTED = "must be {'b64': base64 image bytes} or a gs://BUCKET/OBJECT URI"
+T = TypeVar("T")
 
 
 class ImageReader:
@@ -47,13 +49,20 @@ class ImageReader:
 
     def pixels(self, where: str, value: object, spec: ImageSpec) -> torch.Tensor:
         """Normalised pixels, as in training, of one instance's image."""
-        from trainers.vlm.images import ImageError, decode
+        from trainers.vlm.images import decode
+
+        return self.decoded(where, value, lambda data: decode(data, spec))
+
+    def decoded(self, where: str, value: object, decode: Callable[[bytes], T]) -> T:
+        """`decode(image bytes)` of one instance's image, read and bounded as above; `decode`
+        runs as one of the `num_decoders` and raises ImageError for bytes it cannot take."""
+        from trainers.vlm.images import ImageError
 
         data = self.read(where, value)
         self._check_dimensions(where, data)
         with self._decoders:
             try:
-                return decode(data, spec)
+                return decode(data)
             except ImageError as err:
                 raise RequestError(f"{where}: {err}", reason=errors.INVALID_IMAGE) from None
 

@@ -111,8 +111,9 @@ def over_limit(what: str, limits: Limits, name: str, *, reason: str) -> RequestE
 
 
 def check_prompt_tokens(where: str, num_tokens: int, *, params, context: int) -> None:
-    """A prompt and its generation budget (`params.budget`) must fit the model's context."""
-    if num_tokens + params.budget <= context:
+    """A prompt and its generation budget (`params.num_answer_tokens`) must fit the model's
+    context."""
+    if num_tokens + params.num_answer_tokens <= context:
         return
     if params.max_new_tokens:
         message = (

@@ -34,7 +34,7 @@ class Generation:
     top_p: float = 1.0
 
     @property
-    def budget(self) -> int:
+    def num_answer_tokens(self) -> int:
         """The tokens a prompt must leave room for in the context."""
         return self.max_new_tokens or 1
 
@@ -45,19 +45,25 @@ class Generation:
         room = max(1, min(DEFAULT_MAX_NEW_TOKENS, context - longest_prompt))
         return dataclasses.replace(self, max_new_tokens=room)
 
+    def check(self) -> None:
+        """RequestError naming the first value out of range; a subclass (a predictor's own
+        parameters) checks its fields after these."""
+        _check(self)
 
-def parse_parameters(parameters: object) -> Generation:
-    """The request's `parameters` (None or an object) as validated generation settings."""
+
+def parse_parameters(parameters: object, *, schema: type[Generation] = Generation) -> Generation:
+    """The request's `parameters` (None or an object) as validated settings of `schema`:
+    Generation, or the subclass a predictor declares for parameters of its own."""
     if parameters is None:
-        return Generation()
+        return schema()
     if not isinstance(parameters, dict):
         raise RequestError(f"parameters must be an object, got {kind(parameters)}")
-    known = [f.name for f in fields(Generation)]
+    known = [f.name for f in fields(schema)]
     for name in parameters:
         if name not in known:
             raise RequestError(f"parameters.{name} is unknown; allowed: {', '.join(known)}")
-    params = Generation(**parameters)
-    _check(params)
+    params = schema(**parameters)
+    params.check()
     return params
 
 
@@ -67,18 +73,18 @@ def _check(params: Generation) -> None:
     if n is None:
         pass
     elif isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_NEW_TOKENS_LIMIT:
-        _bad("max_new_tokens", n, f"an integer from 1 to {MAX_NEW_TOKENS_LIMIT}")
-    if not _is_number(t) or not (t == 0 or MIN_TEMPERATURE <= t <= MAX_TEMPERATURE):
-        _bad(
+        bad_value("max_new_tokens", n, f"an integer from 1 to {MAX_NEW_TOKENS_LIMIT}")
+    if not is_number(t) or not (t == 0 or MIN_TEMPERATURE <= t <= MAX_TEMPERATURE):
+        bad_value(
             "temperature",
             t,
             f"0 (greedy) or a number from {MIN_TEMPERATURE} to {MAX_TEMPERATURE:g}",
         )
-    if not _is_number(p) or not 0 < p <= 1:
-        _bad("top_p", p, "a number with 0 < top_p <= 1")
+    if not is_number(p) or not 0 < p <= 1:
+        bad_value("top_p", p, "a number with 0 < top_p <= 1")
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
     # JSON allows NaN/Infinity through Python's parser, and integers too large for a float.
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
@@ -88,9 +94,9 @@ def _is_number(value: object) -> bool:
         return False
 
 
-def _bad(name: str, value: object, allowed: str) -> None:
+def bad_value(name: str, value: object, allowed: str, *, where: str = "parameters") -> None:
     shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-    raise RequestError(f"parameters.{name}={shown} is invalid: {allowed}")
+    raise RequestError(f"{where}.{name}={shown} is invalid: {allowed}")
 
 
 def kind(value: object) -> str:

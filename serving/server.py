@@ -156,8 +156,8 @@ def create_app(
 async def _predict(slot: ModelSlot, request: Request, deadline: float) -> list:
     with slot.arriving():
         instances, parameters = parse_body(await read_body(request))
-        params = parse_parameters(parameters)
         predictor, batcher = slot.ready()
+        params = parse_parameters(parameters, schema=predictor.parameters)
         # The default max_new_tokens becomes a number here: batches group by what they generate.
         prepared = run_in_threadpool(predictor.prepare, instances, params)
         items, params = await _before(deadline, prepared)

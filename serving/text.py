@@ -40,6 +40,8 @@ class Prompt:
 class TextPredictor:
     """A causal LM and its tokenizer; `num_batches` counts generate calls."""
 
+    parameters = Generation  # what a request's "parameters" may hold: generation settings
+
     def __init__(self, model, tokenizer, *, device: str, model_dir: str = "", limits=None):
         self.model = model
         self.tokenizer = tokenizer

@@ -37,6 +37,8 @@ class ImageQuestion:
 class VisionPredictor:
     """A Llava model, its tokenizer and image spec; `num_batches` counts generate calls."""
 
+    parameters = Generation  # what a request's "parameters" may hold: generation settings
+
     def __init__(self, loaded, *, model_dir: str = "", limits=None):
         self.loaded = loaded
         self.device = str(loaded.model.device)

@@ -4,6 +4,7 @@ session exactly as README.md writes it, in one working directory laid out like a
     readme_dir     examples/ (linked from the repository) and what the commands make: .liftoff/
     demo_run       `liftoff run llm-finetune --preset debug` (what `make demo` runs), on a terminal
     vlm_run        `liftoff run vlm-ddp --preset debug`, its output piped
+    arr_coc_run    `liftoff run arr-coc --preset debug` with fewer steps (ARR_COC_TINY), piped
 """
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ from tests.support.trainer_runs import REPO
 
 DEMO = "liftoff run llm-finetune --preset debug"
 VLM = "liftoff run vlm-ddp --preset debug"
+ARR_COC = "liftoff run arr-coc --preset debug"
+# Each stage cut to a few steps on fewer scenes, scored on fewer examples, so the three stages
+# and the rest take about a minute and a half; a gate any model passes, so it registers.
+ARR_COC_FEW = [
+    *("--param", "max_steps=2"),
+    *("--set", "data.synthetic_examples=200", "--set", "data.hard_examples=100"),
+    *("--set", "train.exact_match_examples=8"),
+]
+ARR_COC_TINY = [*ARR_COC_FEW, "--param", "gate_threshold=0"]
 BIN = Path(sys.executable).parent  # where `liftoff` is, as `make install` puts it
 
 
@@ -63,13 +73,23 @@ def demo_run(readme_dir, tmp_path_factory) -> tuple[Run, TtyRun]:
 
 @pytest.fixture(scope="session")
 def vlm_run(readme_dir) -> Run:
+    return piped_run(VLM, readme_dir)
+
+
+@pytest.fixture(scope="session")
+def arr_coc_run(readme_dir) -> Run:
+    return piped_run(ARR_COC, readme_dir, *ARR_COC_TINY)
+
+
+def piped_run(command: str, workdir: Path, *extra: str) -> Run:
+    """`command` (and `extra` arguments) run in `workdir`, its output piped; it must succeed."""
     done = subprocess.run(
-        VLM.split(),
-        cwd=readme_dir,
+        [*command.split(), *extra],
+        cwd=workdir,
         env=readme_env(),
         capture_output=True,
         text=True,
         timeout=1800,
     )
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
-    return Run(VLM, done.returncode, done.stdout, readme_dir)
+    return Run(command, done.returncode, done.stdout, workdir)

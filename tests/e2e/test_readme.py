@@ -58,6 +58,8 @@ SKIP = {
     "liftoff serve llm-finetune@prod": "comes after the @3 ones (prod deleted again)",
     "python -m trainers.llm --preset qwen2.5-7b-lora": "downloads a 7B model, reads gs://my-bucket",
     "python -m trainers.vlm --preset siglip-so400m": "downloads the models, reads gs://my-bucket",
+    "liftoff run arr-coc --preset debug": "three stages of minutes: run with fewer steps "
+    "(arr_coc_run, which `liftoff serve arr-coc@latest` serves) by tests/e2e/test_arr_coc.py",
 }
 PLACEHOLDER = re.compile(r"(?<![\w-])(RUN)(?![\w-])")  # `liftoff logs RUN`: any run's id
 VALUES = {
@@ -174,7 +176,8 @@ def liftoff(command: Command, text: str, *, request, capsys) -> None:
 
 
 def serve(command: Command, servers, *, request) -> None:
-    request.getfixturevalue("vlm_run" if "vlm-ddp@" in command.text else "demo_run")
+    runs = {"vlm-ddp@": "vlm_run", "arr-coc@": "arr_coc_run"}
+    request.getfixturevalue(next((r for m, r in runs.items() if m in command.text), "demo_run"))
     port = int(command.args[command.args.index("--port") + 1])
     free = free_port()
     args = [*command.args[:-1], str(free)] if command.args[-1] == str(port) else command.args
@@ -205,4 +208,6 @@ def curl(text: str, servers, *, cwd) -> None:
     done = shell(text, cwd=cwd)
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
-    assert answer["predictions"] and all(isinstance(p, str) for p in answer["predictions"])
+    predictions = answer["predictions"]
+    # Text and VLM answers are strings; ARR-COC's are objects naming the kept cells too.
+    assert predictions and all(isinstance(p, str) or p["kept_cells"] for p in predictions)

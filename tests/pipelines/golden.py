@@ -30,6 +30,7 @@ CASES = {
     },
     "vlm-ddp": {"pipeline": "vlm-ddp", "hardware": "a100x8"},
     "vlm-ddp-a100x8-2nodes": {"pipeline": "vlm-ddp", "hardware": "a100x8", "nodes": 2},
+    "arr-coc": {"pipeline": "arr-coc", "hardware": "a100x1"},
 }
 
 

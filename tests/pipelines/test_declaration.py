@@ -31,7 +31,8 @@ def staged():
 
 
 @pytest.mark.parametrize(
-    ("name", "golden"), [("llm-finetune", "llm-finetune"), ("vlm-ddp", "vlm-ddp")]
+    ("name", "golden"),
+    [("llm-finetune", "llm-finetune"), ("vlm-ddp", "vlm-ddp"), ("arr-coc", "arr-coc")],
 )
 def test_parameter_types_and_defaults_are_the_declared_ones(name, golden):
     compiled = yaml.safe_load((HERE / f"{golden}.yaml").read_text())["root"]["inputDefinitions"]

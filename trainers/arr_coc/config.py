@@ -4,8 +4,10 @@ scorers, the balancer, the allocator and the stage losses) and `lora.` (adapters
     cfg = ArrCocModelConfig(base=BaseConfig(source="Qwen/Qwen3-VL-2B-Instruct"))
     cfg = apply_overrides(cfg, ["relevance.budget=0.25", "relevance.distill_weight=0.5"])
 
-Presets in `trainers.arr_coc.presets` return complete configs; the training sections (optim,
-train, checkpoint, wandb) join these when the trainer's entrypoint lands.
+`ArrCocConfig` is the trainer's whole config: these sections, `data.`, the shared training
+sections (`optim.`, `train.`, `checkpoint.`, `wandb.`: trainers.common.sections) and
+`init_model`, the previous stage's saved model (`--init-model`). Presets in
+`trainers.arr_coc.presets` return complete configs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trainers.common.config import check, check_choice
+from trainers.common.sections import CheckpointConfig, OptimConfig, TrainConfig, WandbConfig
 from trainers.lm.config import LoraConfig
 
 SCRATCH = "scratch"
@@ -41,6 +44,10 @@ class BaseConfig:
     text_kv_heads: int = 2
     vocab_size: int = 320
     attn_implementation: str = "sdpa"
+    # Stage 1 also trains every weight of the base on every visual token (answer CE), beside
+    # the relevance head: a scratch base knows nothing yet (the debug preset). Stages 2-3
+    # ignore it; they start from stage 1's model.
+    train_in_stage1: bool = False
 
     def __post_init__(self):
         check(bool(self.source), "base.source", self.source, "an HF id, a directory or 'scratch'")
@@ -128,3 +135,57 @@ class ArrCocModelConfig:
     base: BaseConfig = field(default_factory=BaseConfig)
     relevance: RelevanceConfig = field(default_factory=RelevanceConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)  # stage 2 (and 3): on the LM only
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    # JSONL or Parquet VQA records (trainers.arr_coc.records), or a prepared split; "" renders
+    # the debug scenes: `synthetic_examples` normal ones and `hard_examples` hard ones.
+    train: str = ""
+    eval: str = ""  # "" holds out `eval_fraction` of the training records
+    eval_fraction: float = 0.1
+    synthetic_examples: int = 2000
+    hard_examples: int = 1000
+    on_bad_record: str = "error"  # or "skip": a bad record is counted and left out
+
+    def __post_init__(self):
+        check(
+            0.0 <= self.eval_fraction < 1.0,
+            "data.eval_fraction",
+            self.eval_fraction,
+            "must be in [0, 1)",
+        )
+        for name in ("synthetic_examples", "hard_examples"):
+            check(getattr(self, name) >= 0, f"data.{name}", getattr(self, name), "must be >= 0")
+        check_choice("data.on_bad_record", self.on_bad_record, ("error", "skip"))
+
+
+@dataclass(kw_only=True)
+class ArrCocConfig(ArrCocModelConfig):
+    """What `python -m trainers.arr_coc` runs: one stage (`relevance.stage`, --stage)."""
+
+    preset: str = "custom"
+    output_dir: str = "./outputs/model"
+    # The previous stage's saved model directory (trainers.arr_coc.saved), local or gs://;
+    # stages 2 and 3 start from it. "" in stage 1: the base from `base.source`.
+    init_model: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+    def __post_init__(self):
+        check(bool(self.output_dir), "output_dir", self.output_dir, "must name a directory")
+        stage = self.relevance.stage
+        check(
+            stage == 1 or bool(self.init_model),
+            "init_model",
+            self.init_model,
+            f"stage {stage} starts from the previous stage's model: pass --init-model DIR",
+        )
+
+
+def model_config(cfg: ArrCocModelConfig) -> ArrCocModelConfig:
+    """The model's own sections of a trainer config (what a saved model records)."""
+    return ArrCocModelConfig(base=cfg.base, relevance=cfg.relevance, lora=cfg.lora)

@@ -177,6 +177,7 @@ def load_base(cfg: BaseConfig, *, dtype=None) -> Base:
     if cfg.source == SCRATCH:
         raise ValueError("base.source='scratch' has no checkpoint to load; use build_scratch")
     source = local_source(cfg.source)
+    quiet_progress()
     model = Qwen3VLForConditionalGeneration.from_pretrained(
         source, dtype=dtype or torch.float32, attn_implementation=cfg.attn_implementation
     )
@@ -204,10 +205,20 @@ def read_chat_template(source: str) -> str:
     )
 
 
-def save_base(base: Base, path: str) -> str:
-    """Write the model (safetensors), tokenizer, chat template and image processor to `path`."""
+def save_base(base: Base, path: str, *, state_dict: dict | None = None) -> str:
+    """Write the model (safetensors; `state_dict` instead of the model's own, e.g. with LoRA
+    merged), tokenizer, chat template and image processor to `path`."""
     os.makedirs(path, exist_ok=True)
-    base.model.save_pretrained(path)
+    quiet_progress()
+    base.model.save_pretrained(path, state_dict=state_dict)
     base.tokenizer.save_pretrained(path)
     base.image_processor.save_pretrained(path)
     return path
+
+
+def quiet_progress() -> None:
+    """No weight loading/writing progress bars: in a job's logs (and under one-line errors)
+    they are noise, one line per shard and process."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()

@@ -104,7 +104,7 @@ def boxes_mask(boxes: list, *, size: tuple[int, int], where: str) -> Image.Image
 
 
 def _decode(value, key: str, *, where: str, base_dir: str) -> Image.Image:
-    data = _read_bytes(value, key, where=where, base_dir=base_dir)
+    data = read_bytes(value, key, where=where, base_dir=base_dir)
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
@@ -116,7 +116,7 @@ def _decode(value, key: str, *, where: str, base_dir: str) -> Image.Image:
         raise DataError(f"{where}: {key} is not a decodable image ({reason})") from None
 
 
-def _read_bytes(value, key: str, *, where: str, base_dir: str) -> bytes:
+def read_bytes(value, key: str, *, where: str, base_dir: str) -> bytes:
     if isinstance(value, dict) and value.get("path") is None:
         data = value.get("b64", value.get("bytes"))
         if isinstance(data, bytes | bytearray):

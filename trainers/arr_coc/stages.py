@@ -18,6 +18,7 @@ With `relevance.distill_weight > 0` every stage adds the distillation term for e
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -39,21 +40,50 @@ class StepResult:
 
 
 def stage_step(
-    model: ArrCoc, batch: Batch, *, stage: int, detach_gates: bool = False
+    model: ArrCoc,
+    batch: Batch,
+    *,
+    stage: int,
+    engine=None,
+    train_base: bool = False,
+    detach_gates: bool = False,
 ) -> StepResult:
-    """The stage's loss on one batch. `detach_gates` is the negative control: the same
+    """The stage's loss on one batch, the forward run through `engine` (the model wrapped in
+    DDP, say; the model itself by default). `train_base` (stage 1 of a scratch base) adds the
+    base's answer CE over every visual token. `detach_gates` is the negative control: the same
     selection with gates that carry no gradient."""
     cfg = model.cfg
     distill = cfg.distill_weight > 0
-    out = model(
-        batch, adaptive=stage == 3, run_lm=stage != 1, distill=distill, detach_gates=detach_gates
+    all_tokens = stage == 1 and train_base
+    out = (engine or model)(
+        batch,
+        budget=1.0 if all_tokens else None,
+        adaptive=stage == 3,
+        run_lm=stage != 1 or all_tokens,
+        distill=distill,
+        # The base's own loss must not reach the scores through the gates.
+        detach_gates=detach_gates or all_tokens,
     )
     loss_sum, num_targets, metrics = _STAGES[stage](out, batch, cfg)
+    if all_tokens:
+        loss_sum, num_targets, out = _with_base_loss(model, out, batch, loss_sum, metrics)
     if distill:
         weights = _distill_weights(out, stage)
         loss_sum = loss_sum + cfg.distill_weight * (weights * _distill(out, cfg)).sum()
     metrics = metrics | relevance_metrics(out, batch) | answer_metrics(out)
     return StepResult(loss_sum, num_targets, metrics, out)
+
+
+def _with_base_loss(model: ArrCoc, out: Output, batch: Batch, loss_sum, metrics: dict):
+    """Stage 1 with `train_base`: plus each example's mean answer CE over every visual token,
+    counted per example; the output's allocation is then the budget's (for the metrics)."""
+    sums, counts = losses.answer_ce(out.logits, out.labels)
+    ce = sums / counts.clamp(min=1)
+    metrics["loss/base_ce"] = ce.mean().item()
+    with torch.no_grad():
+        budgeted = model.allocate(out.relevance, budget=None, adaptive=False)
+    kept = dataclasses.replace(out, allocation=budgeted)
+    return loss_sum + ce.sum(), batch.num_examples, kept
 
 
 def _stage1(out: Output, batch: Batch, cfg) -> tuple[torch.Tensor, int, dict]:
@@ -108,6 +138,9 @@ def set_trainable(model: ArrCoc, *, stage: int, lora: LoraConfig) -> list[torch.
     return the parameters the stage trains: the relevance head, and the adapters."""
     model.vlm.requires_grad_(False)
     model.head.requires_grad_(True)
+    # The threshold sets the budget in stage 3 only; elsewhere it is outside the graph (and
+    # DDP would wait for its gradient).
+    model.head.balancer.threshold.requires_grad_(stage == 3)
     if stage != 1 and lora.enabled:
         add_lora(model, lora)
     return [p for p in model.parameters() if p.requires_grad]

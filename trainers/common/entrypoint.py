@@ -3,8 +3,9 @@ the same flags, the preset then a recipe file (`--config`) then flags then `--se
 `--print-config` (the resolved config as a recipe), the torchrun relaunch, and exit codes (2: bad
 config, 1: bad data or a failure, 143 with a checkpoint: SIGTERM).
 
-    def main(argv=None, *, callbacks=()):
-        return run("trainers.vlm", argv, parser=parser(), get_preset=get_preset, train=train)
+    CLI = TrainerCli(module="trainers.vlm", description=__doc__, presets="debug | ...",
+                     data_help=..., lora_help=..., get_preset=get_preset, train=_train)
+    parser, resolve_config, main = CLI.parser, CLI.resolve_config, CLI.main
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from trainers.common.config import (
     ConfigError,
@@ -25,6 +27,65 @@ from trainers.common.config import (
 from trainers.common.logs import log
 from trainers.common.records import DataError
 from trainers.common.secrets import HF_TOKEN_ENV, check_secret_name, export_secret
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A trainer's own flag, setting one config field (validated there, so a bad value is the
+    field's one-line error, exit 2)."""
+
+    name: str  # "--stage"
+    field: str  # "relevance.stage"
+    help: str
+    metavar: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainerCli:
+    """One trainer's command line: its names and help, and what it resolves and trains with.
+
+    `train(cfg, *, callbacks)` imports the trainer's torch code when called, so `--help`
+    stays instant."""
+
+    module: str  # "trainers.vlm": `python -m MODULE`, and what torchrun re-runs
+    description: str  # the entrypoint's docstring: the recipe --help opens with
+    presets: str  # the preset names, for --help
+    data_help: str
+    lora_help: str
+    get_preset: Callable
+    train: Callable
+    flags: tuple[Flag, ...] = ()
+
+    def parser(self) -> argparse.ArgumentParser:
+        p = trainer_parser(
+            prog=f"python -m {self.module}",
+            description=self.description,
+            presets=self.presets,
+            data_help=self.data_help,
+            lora_help=self.lora_help,
+        )
+        for flag in self.flags:
+            p.add_argument(flag.name, dest=_dest(flag), metavar=flag.metavar, help=flag.help)
+        return p
+
+    def resolve_config(self, args: argparse.Namespace):
+        """The preset, then the flags, then --set overrides, validated."""
+        return resolve_config(args, self.get_preset)
+
+    def main(self, argv: list[str] | None = None, *, callbacks=()) -> int:
+        return run(
+            self.module,
+            argv,
+            parser=self.parser(),
+            get_preset=self.get_preset,
+            train=self.train,
+            callbacks=callbacks,
+        )
+
+
+def _dest(flag: Flag) -> str:
+    # Namespaced so the field a flag sets can be read back by name (see _flag_overrides).
+    return "field:" + flag.field
 
 
 def trainer_parser(
@@ -107,6 +168,7 @@ def _resolve(args: argparse.Namespace, get_preset: Callable) -> tuple:
         "lora.enabled": True if args.lora else None,
         "wandb.project": args.wandb_project,
         "wandb.secret": args.wandb_secret,
+        **_flag_overrides(args),
     }
     # A recipe's own directories win over the built-in defaults (not over flags or Vertex's).
     for name in ("output_dir", "checkpoint.dir"):
@@ -116,6 +178,11 @@ def _resolve(args: argparse.Namespace, get_preset: Callable) -> tuple:
     preset = args.preset or recipe.get("preset") or "debug"
     cfg = apply_recipe(get_preset(preset), recipe, source=args.config)
     return apply_overrides(cfg, overrides + args.set), preset
+
+
+def _flag_overrides(args: argparse.Namespace) -> dict:
+    """A trainer's own flags (TrainerCli.flags) as the fields they set."""
+    return {k.removeprefix("field:"): v for k, v in vars(args).items() if k.startswith("field:")}
 
 
 def _vertex_dir(name: str) -> str | None:

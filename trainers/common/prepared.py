@@ -4,6 +4,7 @@
     <split>/records.jsonl    the split's records, after validation, dedupe and the split
     <split>/...              what the trainer adds (packed shards and tokenizer/, or images/)
 
+    name = store_file(image_bytes, local_dir)       # "images/<content hash>": the record's path
     write_split(local_dir, records=records, manifest={"format": FORMAT, ...})   # then upload
     if is_prepared(uri): manifest = read_manifest(uri, format=FORMAT)
 
@@ -12,6 +13,7 @@ Trainers, the components and the tests name these files through this module only
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -20,6 +22,7 @@ from trainers.common.records import DataError
 
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
+IMAGES = "images"  # the files records point at, one per distinct content
 
 
 def is_prepared(uri: str) -> bool:
@@ -57,3 +60,22 @@ def read_records(uri: str) -> list[dict]:
     """The records of the prepared split at `uri`, in order."""
     text = storage.read_text(storage.join(uri, RECORDS))
     return [json.loads(line) for line in text.splitlines() if line]
+
+
+def store_file(data: bytes, local_dir: str) -> str:
+    """`data` under `local_dir`/images/, named by its content hash (stored once however many
+    records share it); returns the path a record gives, relative to the split."""
+    name = f"{IMAGES}/{hashlib.sha256(data).hexdigest()[:32]}"
+    path = os.path.join(local_dir, name)
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    return name
+
+
+def stored_files(local_dir: str) -> tuple[int, int]:
+    """(how many files, how many bytes) `store_file` put under `local_dir`."""
+    folder = os.path.join(local_dir, IMAGES)
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return len(names), sum(os.path.getsize(os.path.join(folder, n)) for n in names)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -51,6 +53,16 @@ def read_located_records(
     if not located:
         raise DataError(f"{uri}: no usable records" + (f" ({skipped} skipped)" if skipped else ""))
     return located, skipped
+
+
+def base_dir(where: str) -> str:
+    """The directory of the records file a record came from ("file:line" or "file: row N"):
+    what its relative image path is relative to. Records stay as written, so the split and
+    fingerprint do not depend on where the data lives."""
+    source = where.rsplit(":", 1)[0]
+    return (
+        posixpath.dirname(source) if storage.is_remote(source) else os.path.dirname(source) or "."
+    )
 
 
 def record_key(record: dict) -> str:

@@ -42,6 +42,9 @@ class Tracker(Protocol):
         self, *, name: str, type: str, uri: str, metadata: dict | None = None
     ) -> None: ...
     def log_table(self, key: str, *, columns: list[str], rows: list[list], step: int) -> None: ...
+    def log_lines(
+        self, key: str, *, xs: list, lines: dict[str, list], title: str, x_name: str, step: int
+    ) -> None: ...
     def reference(self) -> dict: ...
     def finish(self, *, exit_code: int = 0) -> None: ...
 
@@ -65,6 +68,9 @@ class NullTracker:
         pass
 
     def log_table(self, key, *, columns, rows, step) -> None:
+        pass
+
+    def log_lines(self, key, *, xs, lines, title, x_name, step) -> None:
         pass
 
     def reference(self) -> dict:
@@ -97,6 +103,16 @@ class WandbTracker:
 
         rows = [[_media(cell) for cell in row] for row in rows]
         self.run.log({key: wandb.Table(columns=columns, data=rows), STEP_METRIC: step})
+
+    def log_lines(self, key, *, xs, lines, title, x_name, step) -> None:
+        """A line plot: one line per name in `lines`, each over `xs` (wandb.plot.line_series,
+        whose table is logged with it)."""
+        import wandb
+
+        chart = wandb.plot.line_series(
+            xs=xs, ys=list(lines.values()), keys=list(lines), title=title, xname=x_name
+        )
+        self.run.log({key: chart, STEP_METRIC: step})
 
     def use_artifact(self, *, name, type, uri, metadata=None) -> None:
         artifact = _artifact(name, type, uri, metadata)

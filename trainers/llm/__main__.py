@@ -11,27 +11,10 @@ Every config field can be set with --set section.field=value (e.g. --set optim.l
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from trainers.common import entrypoint
-
-
-def parser() -> argparse.ArgumentParser:
-    return entrypoint.trainer_parser(
-        prog="python -m trainers.llm",
-        description=__doc__,
-        presets="debug | llama-3.2-1b | llama-3.1-8b-lora | qwen2.5-0.5b | qwen2.5-7b-lora",
-        data_help="training records: JSONL or Parquet, local, gs:// or /gcs/",
-        lora_help="train LoRA adapters instead of all weights",
-    )
-
-
-def resolve_config(args: argparse.Namespace):
-    """The preset, then the flags, then --set overrides, validated."""
-    from trainers.llm.presets import get_preset
-
-    return entrypoint.resolve_config(args, get_preset)
+from trainers.llm.presets import get_preset
 
 
 def _train(cfg, *, callbacks):
@@ -40,18 +23,16 @@ def _train(cfg, *, callbacks):
     return train(cfg, callbacks=callbacks)
 
 
-def main(argv: list[str] | None = None, *, callbacks=()) -> int:
-    from trainers.llm.presets import get_preset
-
-    return entrypoint.run(
-        "trainers.llm",
-        argv,
-        parser=parser(),
-        get_preset=get_preset,
-        train=_train,
-        callbacks=callbacks,
-    )
-
+CLI = entrypoint.TrainerCli(
+    module="trainers.llm",
+    description=__doc__,
+    presets="debug | llama-3.2-1b | llama-3.1-8b-lora | qwen2.5-0.5b | qwen2.5-7b-lora",
+    data_help="training records: JSONL or Parquet, local, gs:// or /gcs/",
+    lora_help="train LoRA adapters instead of all weights",
+    get_preset=get_preset,
+    train=_train,
+)
+parser, resolve_config, main = CLI.parser, CLI.resolve_config, CLI.main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,28 +15,10 @@ URI or inline bytes. Every config field can be set with --set section.field=valu
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from trainers.common import entrypoint
-
-
-def parser() -> argparse.ArgumentParser:
-    return entrypoint.trainer_parser(
-        prog="python -m trainers.vlm",
-        description=__doc__,
-        presets="debug | siglip-so400m-llama-3.2-1b | siglip-so400m-qwen2.5-1.5b | "
-        "clip-l336-qwen2.5-7b-lora",
-        data_help="image-text records: JSONL or Parquet, local, gs:// or /gcs/",
-        lora_help="train LoRA adapters on the language model instead of all its weights",
-    )
-
-
-def resolve_config(args: argparse.Namespace):
-    """The preset, then the flags, then --set overrides, validated."""
-    from trainers.vlm.presets import get_preset
-
-    return entrypoint.resolve_config(args, get_preset)
+from trainers.vlm.presets import get_preset
 
 
 def _train(cfg, *, callbacks):
@@ -45,18 +27,17 @@ def _train(cfg, *, callbacks):
     return train(cfg, callbacks=callbacks)
 
 
-def main(argv: list[str] | None = None, *, callbacks=()) -> int:
-    from trainers.vlm.presets import get_preset
-
-    return entrypoint.run(
-        "trainers.vlm",
-        argv,
-        parser=parser(),
-        get_preset=get_preset,
-        train=_train,
-        callbacks=callbacks,
-    )
-
+CLI = entrypoint.TrainerCli(
+    module="trainers.vlm",
+    description=__doc__,
+    presets="debug | siglip-so400m-llama-3.2-1b | siglip-so400m-qwen2.5-1.5b | "
+    "clip-l336-qwen2.5-7b-lora",
+    data_help="image-text records: JSONL or Parquet, local, gs:// or /gcs/",
+    lora_help="train LoRA adapters on the language model instead of all its weights",
+    get_preset=get_preset,
+    train=_train,
+)
+parser, resolve_config, main = CLI.parser, CLI.resolve_config, CLI.main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,19 +13,17 @@ are counted as they happen.
 from __future__ import annotations
 
 import functools
-import os
-import posixpath
 from dataclasses import dataclass
 
 import torch
 
-from trainers.common import storage
 from trainers.common.packing import IGNORE
 from trainers.common.prepared import records_uri
 from trainers.common.records import (
     SYNTHETIC,
     DataError,
     Split,
+    base_dir,
     fingerprint,
     load_split,
     read_located_records,
@@ -81,16 +79,6 @@ class Batch:
 def read(uri: str, *, on_bad: str) -> tuple[list[tuple[str, dict]], int]:
     """(records as written with where each is, skipped) from JSONL/Parquet or a prepared split."""
     return read_located_records(records_uri(uri), validate=ex.check_record, on_bad=on_bad)
-
-
-def base_dir(where: str) -> str:
-    """The directory of the records file a record came from ("file:line" or "file: row N"):
-    what its relative image path is relative to. Records stay as written, so the split and
-    fingerprint do not depend on where the data lives."""
-    source = where.rsplit(":", 1)[0]
-    return (
-        posixpath.dirname(source) if storage.is_remote(source) else os.path.dirname(source) or "."
-    )
 
 
 def load_records(cfg: VLMConfig) -> tuple[Split, int]:

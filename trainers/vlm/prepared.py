@@ -12,8 +12,6 @@ it could have found here.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,7 +23,6 @@ from trainers.vlm.examples import is_vqa
 from trainers.vlm.images import ImageError, read_image_bytes, verify
 
 FORMAT = "liftoff-image-text-v1"
-IMAGES = "images"
 READERS = 16  # images are read concurrently: from gs:// each read is a round trip
 
 
@@ -43,7 +40,6 @@ def prepare(cfg: VLMConfig, *, train_dir: str, eval_dir: str) -> dict:
 
 def _write_split(uri: str, located, cfg: VLMConfig, *, skipped: int, common: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="liftoff-prepare-") as local:
-        os.makedirs(os.path.join(local, IMAGES))
         with ThreadPoolExecutor(READERS) as pool:
             results = list(pool.map(lambda item: _store_image(item, local, cfg), located))
         bad = [problem for _, problem in results if problem]
@@ -64,23 +60,18 @@ def _store_image(item: tuple[str, dict], local: str, cfg: VLMConfig) -> tuple[di
         verify(data)  # the whole file decodes: truncated images fail here
     except ImageError as err:
         return record, f"{where}: {err}"
-    name = f"{IMAGES}/{hashlib.sha256(data).hexdigest()[:32]}"
-    path = os.path.join(local, name)
-    if not os.path.exists(path):
-        with open(path, "wb") as f:
-            f.write(data)
-    return {**record, "image": name}, None
+    return {**record, "image": prepared.store_file(data, local)}, None
 
 
 def _manifest(records: list[dict], local: str, *, skipped: int, common: dict) -> dict:
-    images = os.listdir(os.path.join(local, IMAGES))
+    num_images, images_bytes = prepared.stored_files(local)
     return {
         "format": FORMAT,
         "num_records": len(records),
         "vqa_records": sum(is_vqa(r) for r in records),
         "caption_records": sum(not is_vqa(r) for r in records),
-        "num_images": len(images),
-        "images_bytes": sum(os.path.getsize(os.path.join(local, IMAGES, n)) for n in images),
+        "num_images": num_images,
+        "images_bytes": images_bytes,
         "skipped_records": skipped,
         "fingerprint": fingerprint(records),
         **common,

@@ -47,9 +47,13 @@ def test_the_installed_wandb_is_the_one_the_runner_mirrors():
     ("argv", "code", "message"),
     [
         (AGENT, 2, "--wandb-secret (or LIFTOFF_WANDB_SECRET) is required"),
-        (AGENT + " --wandb-secret wandb-key", 2, "--wandb-secret: bad secret version"),
+        (
+            AGENT + " --wandb-secret wandb-key",
+            2,
+            "--wandb-secret: not a Secret Manager version name",
+        ),
         (AGENT + " --max-jobs 0 --wandb-secret projects/p/secrets/k/versions/1", 2, "--max-jobs"),
-        (AGENT + " --wandb-secret projects/p/secrets/missing/versions/1", 1, "cannot read secret"),
+        (AGENT + " --wandb-secret projects/p/secrets/missing/versions/1", 2, "cannot read secret"),
     ],
 )
 def test_agent_errors_are_one_line_before_w_and_b_is_contacted(

@@ -86,7 +86,10 @@ def test_only_keys_some_runner_reads():
         (BASE + " --hardware a100x9", "--hardware: unknown profile 'a100x9'"),
         (BASE + " --hardware l4x1 --nodes 0", "--nodes: 0 must be >= 1"),
         (BASE + " --hardware l4x1 --region Central", "--region: 'Central' is not valid"),
-        (BASE + " --hardware l4x1 --wandb-secret my-key", "--wandb-secret: bad secret version"),
+        (
+            BASE + " --hardware l4x1 --wandb-secret my-key",
+            "--wandb-secret: not a Secret Manager version name",
+        ),
         (
             f"launch queue-config --hardware l4x1 --service-account {SA} --staging-bucket b",
             "--staging-bucket: 'b' is not valid",
