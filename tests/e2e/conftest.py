@@ -51,9 +51,11 @@ class Run:
     workdir: Path  # where the run's .liftoff is
 
     def run_dir(self) -> Path:
-        """The run's directory under .liftoff/runs (the newest of its pipeline)."""
-        pipeline = self.command.split()[2]
-        return max((self.workdir / ".liftoff" / "runs").glob(f"{pipeline}-*"), key=os.path.getmtime)
+        """The run's directory under .liftoff/runs, by the id its first line names
+        ("llm-finetune  run llm-finetune-20261201-..."): later runs of the same pipeline in
+        this directory (the README's recipe run) are not this one."""
+        title = next(line for line in self.output.splitlines() if "  run " in line)
+        return self.workdir / ".liftoff" / "runs" / title.split("  run ", 1)[1].split()[0]
 
 
 @pytest.fixture(scope="session")

@@ -58,6 +58,10 @@ SKIP = {
     "liftoff serve llm-finetune@prod": "comes after the @3 ones (prod deleted again)",
     "python -m trainers.llm --preset qwen2.5-7b-lora": "downloads a 7B model, reads gs://my-bucket",
     "python -m trainers.vlm --preset siglip-so400m": "downloads the models, reads gs://my-bucket",
+    # The trainers' CPU recipes, as written, each in a directory of its own with its learning
+    # asserted: not run a second time here.
+    ".venv/bin/python -m trainers.llm --preset debug": "tests/trainers/test_llm_debug.py",
+    ".venv/bin/python -m trainers.vlm --preset debug": "tests/trainers/vlm/test_vlm_debug.py",
     "liftoff run arr-coc --preset debug": "three stages of minutes: run with fewer steps "
     "(arr_coc_run, which `liftoff serve arr-coc@latest` serves) by tests/e2e/test_arr_coc.py",
 }

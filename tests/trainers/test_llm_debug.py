@@ -1,6 +1,8 @@
-"""The debug preset end to end, as `python -m trainers.llm --preset debug` runs it: it learns
-(loss falls, held-out exact match rises), writes an HF model directory and metadata, and its
-offline W&B run holds the config, metrics against global_step, and the artifacts."""
+"""The debug preset end to end, `python -m trainers.llm --preset debug` exactly as README.md
+writes it, in a directory of its own (the README test runs it only here): it learns (loss
+falls, held-out exact match rises), writes an HF model directory (./outputs/model) and metadata,
+and its offline W&B run (./wandb) holds the config, metrics against global_step, and the
+artifacts."""
 
 import json
 
@@ -15,25 +17,13 @@ from tests.support.wandb_records import read_run
 def debug_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("debug")
     env = trainer_env(
-        WANDB_DIR=str(tmp / "wandb"),
         WANDB_RUN_GROUP="pipeline-run-7",
         WANDB_BASE_URL="http://127.0.0.1:9",
         OMP_NUM_THREADS="2",
     )
-    (tmp / "wandb").mkdir()
-    done = run_trainer(
-        [
-            "--preset",
-            "debug",
-            "--output-dir",
-            str(tmp / "model"),
-            "--checkpoint-dir",
-            str(tmp / "ckpt"),
-        ],
-        env=env,
-    )
+    done = run_trainer(["--preset", "debug"], env=env, cwd=tmp)
     assert done.returncode == 0, done.stderr[-3000:]
-    meta = json.loads((tmp / "model" / "training_metadata.json").read_text())
+    meta = json.loads((tmp / "outputs" / "model" / "training_metadata.json").read_text())
     return tmp, meta, read_run(tmp / "wandb")
 
 
@@ -50,7 +40,7 @@ def test_loss_falls_and_held_out_accuracy_rises(debug_run):
 
 def test_model_directory_loads_and_generates(debug_run):
     tmp, meta, _ = debug_run
-    model_dir = tmp / "model"
+    model_dir = tmp / "outputs" / "model"
     assert (model_dir / "model.safetensors").stat().st_size > 0
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)

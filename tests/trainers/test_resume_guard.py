@@ -141,3 +141,13 @@ def test_each_run_has_its_own_default_directory(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path / "outputs" / "checkpoints")) == sorted(
         os.path.basename(r) for r in (root, other.cfg.checkpoint.dir)
     )
+
+
+def test_another_process_count_has_its_own_default_directory(tmp_path):
+    # The README's VLM sequence: the same command on 1 process, then with
+    # LIFTOFF_NPROC_PER_NODE=2; a checkpoint's RNG states are per rank, so the second is its
+    # own run, not a refused resume of the first.
+    cfg = _cfg(tmp_path, ckpt="")
+    roots = [resumable.default_root(cfg, trainer=ToyTask, world_size=n) for n in (1, 2, 2)]
+    assert roots[0] != roots[1] == roots[2]
+    assert all(r.startswith(f"{resumable.DEFAULT_ROOT}/toy-") for r in roots)

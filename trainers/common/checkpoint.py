@@ -196,7 +196,7 @@ def run_root(run) -> str:
     """The run's checkpoint directory: checkpoint.dir, else one of its own (resumable)."""
     cfg = run.cfg
     if not cfg.checkpoint.dir:
-        root = resumable.default_root(cfg, trainer=type(run.task))
+        root = resumable.default_root(cfg, trainer=type(run.task), world_size=run.dist.world_size)
         section = dataclasses.replace(cfg.checkpoint, dir=root)
         run.cfg = dataclasses.replace(cfg, checkpoint=section)
         if run.dist.is_main:

@@ -4,11 +4,12 @@ How long a run trains, how it logs and evaluates, and where it writes do not cou
 
     fingerprint = of_run(cfg, task)           # recorded in every commit marker
     check(marker["fingerprint"], fingerprint, root=..., step=...)   # ConfigError naming the change
-    root = default_root(cfg, trainer=LLMTask) # ./outputs/checkpoints/llm-<key of the settings>
+    root = default_root(cfg, trainer=LLMTask, world_size=1)  # ./outputs/checkpoints/llm-<key>
 
 Without `--checkpoint-dir` (and outside Vertex, whose AIP_CHECKPOINT_DIR a restarted job finds
-again), each run gets a directory of its own, keyed by its trainer, data and settings: the
-same command resumes where it stopped, another lr starts afresh beside it.
+again), each run gets a directory of its own, keyed by its trainer, data, settings and number
+of processes: the same command resumes where it stopped, another lr or another process count
+starts afresh beside it.
 """
 
 from __future__ import annotations
@@ -104,14 +105,18 @@ def check(recorded: dict, current: dict, *, root: str, step: int) -> None:
     )
 
 
-def default_root(cfg, *, trainer: type) -> str:
-    """This run's own checkpoint directory when none is given."""
+def default_root(cfg, *, trainer: type, world_size: int) -> str:
+    """This run's own checkpoint directory when none is given. The process count is part of
+    it: a checkpoint holds one RNG state per rank, so a run on 2 processes cannot resume one
+    made on 1 (the same command with LIFTOFF_NPROC_PER_NODE=2 is another run)."""
     flat = flat_fields(to_dict(cfg))
     identity = {
         "trainer": trainer_name(trainer),
         "config": math_fields(cfg),
         "data": [flat.get("data.train"), flat.get("data.eval")],
     }
+    if world_size > 1:  # one process keeps the key it had before processes counted
+        identity["world_size"] = world_size
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     short = trainer.__name__.removesuffix("Task").lower() or "run"
     return f"{DEFAULT_ROOT}/{short}-{key}"

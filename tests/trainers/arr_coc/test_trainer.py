@@ -19,10 +19,11 @@ from trainers.common import resumable
 from trainers.common.preemption import PREEMPTED_EXIT_CODE
 
 STEPS = 8
-# The stages' eval loss after STEPS steps over before: stage 1 also trains the scratch base
-# (its answer CE falls fast); stages 2 and 3 train only the head and LoRA adapters on a base
-# of 8 steps, whose answer CE moves little (its frozen tied embeddings cap the logits).
-MARGINS = {1: 0.8, 2: 0.99, 3: 0.995}
+# A stage's eval loss after STEPS steps over before, at most: 1, masks and the scratch base's
+# answer CE; 2, answer CE over the kept tokens and the frozen model's dense target; 3, 2 CE +
+# 0.5 expected budget, where CE moves little on a base of 8 steps and the budget term is small
+# beside it (its tokens are checked on their own).
+MARGINS = {1: 0.8, 2: 0.8, 3: 0.99}
 TINY = [
     "--preset",
     "debug",
@@ -92,9 +93,8 @@ def test_each_stage_improves_its_own_objective(stages, stage):
     # 2: answer CE over the kept tokens; 3: 2 CE + 0.5 expected budget), before and after.
     # A fixed eval set and a deterministic forward: any drop is the training's, not noise.
     assert final["eval/loss"] < MARGINS[stage] * final["eval/initial_loss"], final
-    if stage == 3:  # the budget term: the balancer's threshold learned to keep fewer tokens
-        before = _meta(stages / "s2" / "model")["final"]["eval/adaptive_tokens"]
-        assert final["eval/adaptive_tokens"] < 0.75 * before
+    if stage == 3:  # the budget term: fewer tokens than the fixed 25 % of 64 it starts from
+        assert final["eval/adaptive_tokens"] < 14
 
 
 def test_stage_metrics_have_the_baselines_and_stage1_looks_better_than_random(stages):
@@ -180,7 +180,7 @@ def test_stage2_never_resumes_stage1s_checkpoint(stages, capsys):
     one = resolve_config(parser().parse_args(["--stage", "1"]))
     two = resolve_config(parser().parse_args(["--stage", "2", "--init-model", "m"]))
     # Without --checkpoint-dir each stage has a directory of its own.
-    roots = {resumable.default_root(cfg, trainer=ArrCocTask) for cfg in (one, two)}
+    roots = {resumable.default_root(cfg, trainer=ArrCocTask, world_size=1) for cfg in (one, two)}
     assert len(roots) == 2
     # Pointed at stage 1's checkpoints, stage 2 refuses them in one line.
     args = _args(stages, "s2-on-s1", 2)
@@ -249,3 +249,26 @@ def test_prepare_then_evaluate_scores_every_budget_with_the_baselines(stages, tm
     assert gate_value(metrics, STEPS.gate_metrics[0]) == metrics["accuracy_at_budget"]
     assert result.samples and all(len(s["kept_cells"]) == 16 for s in result.samples)  # 25 % of 64
     assert result.rows()[0][:2] == [result.samples[0]["question"], result.samples[0]["answer"]]
+
+
+def test_stage1_on_records_without_masks_is_one_line_exit_1(tmp_path, capsys):
+    from trainers.arr_coc.scenes import scene_records
+
+    records = [{k: v for k, v in r.items() if k != "mask"} for r in scene_records(12, seed=0)]
+    path = tmp_path / "vqa.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    args = ["--preset", "debug", "--data", str(path), "--set", "data.eval_fraction=0.3"]
+    args += ["--max-steps", "1"]  # were the check to miss, the run stays short
+    assert main([*args, "--set", "wandb.enabled=false", "--output-dir", str(tmp_path / "m")]) == 1
+    assert "no training record has a 'mask' or 'boxes'" in _error_line(capsys)
+
+
+def test_help_opens_with_the_cpu_recipe_and_names_the_stage_flags(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "python -m trainers.arr_coc --preset debug --stage 1" in out.split("options:")[0]
+    assert "--stage 1|2|3" in out and "--init-model DIR" in out
+    cfg = resolve_config(parser().parse_args(["--stage", "3", "--init-model", "gs://b/s2"]))
+    assert (cfg.relevance.stage, cfg.init_model) == (3, "gs://b/s2")

@@ -1,6 +1,7 @@
-"""The debug preset end to end, as `python -m trainers.vlm --preset debug` runs it: the tiny VLM
-learns to answer questions about the images well above what the questions alone allow, and its
-offline W&B run holds the config and the throughput metrics."""
+"""The debug preset end to end, `python -m trainers.vlm --preset debug` exactly as README.md
+writes it, in a directory of its own (the README test runs it only here): the tiny VLM learns to
+answer questions about the images well above what the questions alone allow, and its offline
+W&B run (./wandb) holds the config and the throughput metrics."""
 
 import json
 
@@ -9,26 +10,10 @@ from tests.support.wandb_records import read_run
 
 
 def test_debug_preset_learns_to_see(tmp_path):
-    (tmp_path / "wandb").mkdir()
-    env = trainer_env(
-        WANDB_DIR=str(tmp_path / "wandb"),
-        WANDB_BASE_URL="http://127.0.0.1:9",
-        OMP_NUM_THREADS="2",
-    )
-    done = run_trainer(
-        [
-            "--preset",
-            "debug",
-            "--output-dir",
-            str(tmp_path / "model"),
-            "--checkpoint-dir",
-            str(tmp_path / "ckpt"),
-        ],
-        env=env,
-        module="trainers.vlm",
-    )
+    env = trainer_env(WANDB_BASE_URL="http://127.0.0.1:9", OMP_NUM_THREADS="2")
+    done = run_trainer(["--preset", "debug"], env=env, cwd=tmp_path, module="trainers.vlm")
     assert done.returncode == 0, done.stderr[-3000:]
-    meta = json.loads((tmp_path / "model" / "training_metadata.json").read_text())
+    meta = json.loads((tmp_path / "outputs" / "model" / "training_metadata.json").read_text())
     assert meta["steps"] == 300 and meta["config"]["preset"] == "debug"
 
     # Answering each question with its most common training answer scores "chance"; only a
