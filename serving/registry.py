@@ -32,6 +32,9 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 ALIAS = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]$")  # Vertex's version-alias rule
 LATEST = "latest"
 MODEL = "model"  # the model copy, inside a version's directory
+# What makes a directory a model: an HF one's config.json, or the marker of a saved ARR-COC
+# model (trainers.arr_coc.saved.MARKER, written last; its base model is an HF directory inside).
+MODEL_MARKERS = ("config.json", "arr_coc.json")
 VERSION_FILE = "version.json"
 
 
@@ -85,8 +88,10 @@ class LocalRegistry:
         check_name(name)
         for alias in aliases:
             check_alias(alias)
-        if not os.path.isfile(os.path.join(model_dir, "config.json")):
-            raise ValueError(f"{model_dir}: not a model directory (no config.json)")
+        if not any(os.path.isfile(os.path.join(model_dir, m)) for m in MODEL_MARKERS):
+            raise ValueError(
+                f"{model_dir}: not a model directory (no {' or '.join(MODEL_MARKERS)})"
+            )
         number, home = self._new_version_dir(name)
         try:
             shutil.copytree(model_dir, os.path.join(home, MODEL))

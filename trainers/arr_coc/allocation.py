@@ -98,13 +98,22 @@ def allocate_adaptive(
     temperature: float,
     min_budget: float,
     max_budget: float,
+    anchor: float | None = None,
 ) -> Allocation:
     """Keep the cells that score above their image's threshold, within the budget's bounds;
-    the probabilities (and so the expected budget) are differentiable in the threshold."""
+    the probabilities (and so the expected budget) are differentiable in the threshold.
+
+    With `anchor` (a fixed budget) a threshold in (0, 1) is an offset from the image's own cut
+    at that budget: 0.5 keeps exactly the anchor's cells. An absolute threshold on scores
+    that all lie below it keeps `min_budget` cells with keep probabilities near 0, whose
+    gradients vanish, so the budget could never learn to grow; anchored, it starts where
+    every boundary cell has p near 1/2."""
     rows = []
     for score, threshold in zip(scores, thresholds, strict=True):
         flat = score.flatten()
         n = flat.numel()
+        if anchor is not None:
+            threshold = _between(flat.detach(), num_keep(n, anchor)) + threshold - 0.5
         low, high = max(1, math.ceil(min_budget * n)), max(1, math.floor(max_budget * n))
         k = int((flat.detach() > threshold.detach()).sum().clamp(low, high))
         rows.append(_keep(flat, k=k, threshold=threshold, temperature=temperature))

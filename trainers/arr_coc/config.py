@@ -102,9 +102,13 @@ class RelevanceConfig:
     temperature: float = 0.05
     # Weight of the dense target from the frozen model (every cell gets a signal); 0 = off.
     distill_weight: float = 0.0
+    # The stages that add it. Stage 1 learns from masks; in stage 3 the target pulled the
+    # scores against the budget term (measured on the debug scenes: its objective rose).
+    distill_stages: tuple[int, ...] = (2,)
     ce_weight: float = 2.0  # stage 3: ce_weight * CE + budget_weight * expected budget
     budget_weight: float = 0.5
-    # Stage 3: the balancer's threshold decides how many tokens; within these fractions.
+    # Stage 3: the balancer's threshold moves each image's cut from the one at `budget` (it
+    # starts there), deciding how many tokens; within these fractions.
     min_budget: float = 0.05
     max_budget: float = 0.5
 
@@ -118,6 +122,12 @@ class RelevanceConfig:
         )
         for name in ("scorer_hidden", "balancer_hidden", "temperature"):
             check(getattr(self, name) > 0, f"relevance.{name}", getattr(self, name), "must be > 0")
+        check(
+            set(self.distill_stages) <= set(STAGES),
+            "relevance.distill_stages",
+            self.distill_stages,
+            f"stages among {STAGES}",
+        )
         for name in ("distill_weight", "ce_weight", "budget_weight"):
             check(
                 getattr(self, name) >= 0, f"relevance.{name}", getattr(self, name), "must be >= 0"

@@ -23,9 +23,10 @@ import torch
 
 from trainers.arr_coc import allocation as alloc_lib
 from trainers.arr_coc import data as data_lib
+from trainers.arr_coc import selection
 from trainers.arr_coc.inputs import collate
 from trainers.arr_coc.losses import answer_correct, has_mask
-from trainers.arr_coc.metrics import answer_metrics, mask_metrics
+from trainers.arr_coc.metrics import mask_metrics
 from trainers.arr_coc.stages import stage_step
 from trainers.common.steps import Evaluation
 
@@ -98,15 +99,16 @@ class _Means:
 
 
 def _score_batch(model, batch, means: _Means, *, generator) -> None:
+    """Every way and budget on one batch: the vision tower and the scores run once."""
     n = batch.num_examples
     num_masked = sum(has_mask(m) for m in batch.cell_masks)
     relevance = model.relevance(batch)
+    visual = selection.prepare(model.vlm, batch, image_token_id=model.image_token_id)
     shapes = [tuple(s.shape) for s in relevance.scores]
     for budget in BUDGETS:
         for way, alloc in _picks(model, relevance, shapes, budget, generator).items():
             key = f"{way}_{pct(budget)}"
-            out = model(batch, allocation=alloc)
-            means.add(f"accuracy_{key}", answer_metrics(out)["answer/accuracy"], weight=n)
+            means.add(f"accuracy_{key}", _accuracy(model, batch, visual, alloc), weight=n)
             masked = mask_metrics(
                 relevance.scores, indices=alloc.indices, cell_masks=batch.cell_masks
             )
@@ -115,9 +117,16 @@ def _score_batch(model, batch, means: _Means, *, generator) -> None:
                 means.add(f"precision_at_k_{key}", value, weight=num_masked)
                 if key == "arr_coc_100":  # soft IoU is of the scores, whatever is kept
                     means.add("soft_iou", masked["relevance/soft_iou"], weight=num_masked)
-    out = model(batch, adaptive=True)
-    means.add("accuracy_adaptive", answer_metrics(out)["answer/accuracy"], weight=n)
-    means.add("adaptive_tokens", sum(out.allocation.num_kept) / n, weight=n)
+    alloc = model.allocate(relevance, budget=None, adaptive=True)
+    means.add("accuracy_adaptive", _accuracy(model, batch, visual, alloc), weight=n)
+    means.add("adaptive_tokens", sum(alloc.num_kept) / n, weight=n)
+
+
+def _accuracy(model, batch, visual, alloc) -> float:
+    logits, labels = selection.forward_kept(
+        model.vlm, batch, visual=visual, indices=alloc.indices, gates=alloc.gates
+    )
+    return float(answer_correct(logits, labels).float().mean())
 
 
 def _picks(model, relevance, shapes, budget: float, generator) -> dict:

@@ -80,9 +80,11 @@ class ArrCoc(nn.Module):
     def relevance(self, batch: Batch) -> Relevance:
         textures = texture_arrays(batch.pixel_values, batch.image_grid_thw, geometry=self.geometry)
         embeddings = self.vlm.get_input_embeddings()
+        # Detached: the head's losses train the head, never the base's embeddings (a no-op
+        # with a frozen base; stage 1 of a scratch base trains the base by its own loss).
         queries = query_embedding(
             embeddings, question_ids=batch.question_ids, question_mask=batch.question_mask
-        )
+        ).detach()
         return self.head([t.to(queries) for t in textures], queries)
 
     def allocate(self, relevance: Relevance, *, budget: float | None, adaptive: bool):
@@ -94,6 +96,7 @@ class ArrCoc(nn.Module):
                 temperature=cfg.temperature,
                 min_budget=cfg.min_budget,
                 max_budget=cfg.max_budget,
+                anchor=cfg.budget,  # the balancer moves each image's cut from the fixed one
             )
         budget = cfg.budget if budget is None else budget
         return alloc_lib.allocate(relevance.scores, budget=budget, temperature=cfg.temperature)

@@ -25,6 +25,7 @@ QWEN3_VL = {
     "qwen3-vl-8b": "Qwen/Qwen3-VL-8B-Instruct",
 }
 REAL_PIXELS = 448 * 448
+DEBUG_STEPS = 300  # stage 1's head needs them: at 200 it kept the object less often
 
 
 def debug() -> ArrCocConfig:
@@ -34,9 +35,11 @@ def debug() -> ArrCocConfig:
     return ArrCocConfig(
         preset="debug",
         base=BaseConfig(min_pixels=64 * 64, max_pixels=128 * 128, train_in_stage1=True),
-        relevance=RelevanceConfig(budget=0.25, distill_weight=0.0),
+        # The dense target from the frozen model steadies stage 2: answer CE through the gates
+        # alone drifted away from the object (at 25 %: 0.87 -> 0.74 accuracy; with it 0.92).
+        relevance=RelevanceConfig(budget=0.25, distill_weight=1.0),
         data=DataConfig(synthetic_examples=2000, hard_examples=1000, eval_fraction=0.1),
-        optim=OptimConfig(lr=3e-3, warmup_steps=10, min_lr_ratio=0.1),
+        optim=OptimConfig(lr=2e-3, warmup_steps=10, min_lr_ratio=0.1),
         train=TrainConfig(
             max_steps=DEBUG_STEPS,
             global_batch_size=16,
@@ -49,11 +52,8 @@ def debug() -> ArrCocConfig:
             # cores a second thread spinning against other processes made steps 20x slower.
             threads=1,
         ),
-        checkpoint=CheckpointConfig(every_steps=50),
+        checkpoint=CheckpointConfig(every_steps=100),
     )
-
-
-DEBUG_STEPS = 200
 
 
 def _real(name: str, *, balancer_hidden: int) -> ArrCocConfig:

@@ -12,8 +12,10 @@
    to the scores); per answer token. LoRA on the LM when `lora.enabled`.
 3. Procedural: the balancer's threshold sets each image's budget; per example
    ce_weight * CE (mean over its answer tokens) + budget_weight * expected fraction kept.
-With `relevance.distill_weight > 0` every stage adds the distillation term for every example
-(`losses.distill_loss`; in stage 2 weighted by the example's answer tokens).
+With `relevance.distill_weight > 0` the stages in `relevance.distill_stages` (stage 2 by
+default) add the distillation term for every example (`losses.distill_loss`; in stage 2
+weighted by the example's answer tokens), except stage 1 of a base that trains too
+(`train_base`: the debug preset's scratch base), which has no frozen model to take it from.
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ def stage_step(
     base's answer CE over every visual token. `detach_gates` is the negative control: the same
     selection with gates that carry no gradient."""
     cfg = model.cfg
-    distill = cfg.distill_weight > 0
     all_tokens = stage == 1 and train_base
+    distill = uses_distill(cfg, stage=stage, train_base=train_base)
     out = (engine or model)(
         batch,
         budget=1.0 if all_tokens else None,
@@ -64,7 +66,7 @@ def stage_step(
         # The base's own loss must not reach the scores through the gates.
         detach_gates=detach_gates or all_tokens,
     )
-    loss_sum, num_targets, metrics = _STAGES[stage](out, batch, cfg)
+    loss_sum, num_targets, metrics = _STAGES[stage](out, batch, cfg, distill=distill)
     if all_tokens:
         loss_sum, num_targets, out = _with_base_loss(model, out, batch, loss_sum, metrics)
     if distill:
@@ -86,7 +88,14 @@ def _with_base_loss(model: ArrCoc, out: Output, batch: Batch, loss_sum, metrics:
     return loss_sum + ce.sum(), batch.num_examples, kept
 
 
-def _stage1(out: Output, batch: Batch, cfg) -> tuple[torch.Tensor, int, dict]:
+def uses_distill(cfg, *, stage: int, train_base: bool = False) -> bool:
+    """Whether the stage adds the dense target: it is the frozen model's, so never while the
+    base itself trains."""
+    frozen = not (stage == 1 and train_base)
+    return cfg.distill_weight > 0 and stage in cfg.distill_stages and frozen
+
+
+def _stage1(out: Output, batch: Batch, cfg, *, distill: bool) -> tuple[torch.Tensor, int, dict]:
     terms = [
         losses.mask_loss(score, mask.to(score))
         for score, mask in zip(out.relevance.scores, batch.cell_masks, strict=True)
@@ -95,17 +104,17 @@ def _stage1(out: Output, batch: Batch, cfg) -> tuple[torch.Tensor, int, dict]:
     # A batch without masks adds nothing but stays in the graph (every DDP rank must reduce);
     # with distillation every example has a target, so every example counts.
     total = torch.stack(terms).sum() if terms else out.relevance.scores[0].sum() * 0
-    count = batch.num_examples if cfg.distill_weight > 0 else len(terms)
+    count = batch.num_examples if distill else len(terms)
     return total, count, {"loss/mask": total.item() / max(1, len(terms))}
 
 
-def _stage2(out: Output, batch: Batch, cfg) -> tuple[torch.Tensor, int, dict]:
+def _stage2(out: Output, batch: Batch, cfg, *, distill: bool) -> tuple[torch.Tensor, int, dict]:
     sums, counts = losses.answer_ce(out.logits, out.labels)
     num = int(counts.sum())
     return sums.sum(), num, {"loss/answer_ce": sums.sum().item() / max(1, num)}
 
 
-def _stage3(out: Output, batch: Batch, cfg) -> tuple[torch.Tensor, int, dict]:
+def _stage3(out: Output, batch: Batch, cfg, *, distill: bool) -> tuple[torch.Tensor, int, dict]:
     sums, counts = losses.answer_ce(out.logits, out.labels)
     ce = sums / counts.clamp(min=1)
     budget = expected_budget(out.allocation)

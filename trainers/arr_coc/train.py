@@ -25,7 +25,7 @@ from trainers.arr_coc.config import SCRATCH, ArrCocConfig, model_config
 from trainers.arr_coc.losses import has_mask
 from trainers.arr_coc.model import ArrCoc
 from trainers.arr_coc.qwen import build_scratch, load_base
-from trainers.arr_coc.stages import set_trainable, stage_step
+from trainers.arr_coc.stages import set_trainable, stage_step, uses_distill
 from trainers.common import checkpoint, distributed, loop, speed
 from trainers.common.distributed import Dist
 from trainers.common.packing import IGNORE
@@ -72,6 +72,21 @@ def record_texts(records: list[dict]) -> list[str]:
     return [r[key] for r in records for key in ("question", "answer")]
 
 
+def check_records(cfg: ArrCocConfig, records: list[dict]) -> None:
+    """Before any model is built: the stage has records, and stage 1 (without the dense
+    distillation target) has object masks to learn where to look from."""
+    where = cfg.data.train or "the debug scenes"
+    if not records:
+        raise DataError(f"{where}: no training records for stage {cfg.relevance.stage}")
+    masked = any("mask" in r or "boxes" in r for r in records)
+    distill = uses_distill(cfg.relevance, stage=1, train_base=cfg.base.train_in_stage1)
+    if cfg.relevance.stage == 1 and not masked and not distill:
+        raise DataError(
+            f"{where}: stage 1 learns where to look from object masks, and no training record "
+            "has a 'mask' or 'boxes' (nor does stage 1 use relevance.distill_weight)"
+        )
+
+
 def num_masked(batch) -> int:
     """Examples whose record has a mask (or boxes)."""
     return sum(has_mask(m) for m in batch.cell_masks)
@@ -87,12 +102,12 @@ class ArrCocTask(TrainTask):
         torch.manual_seed(cfg.train.seed)
         split, skipped = data_lib.load_records(cfg)
         self.data = data_lib.StageData.of(split, stage=self.stage, skipped=skipped)
-        if not self.data.train:
-            raise DataError(f"{cfg.data.train or 'data.train'}: no training records")
+        check_records(cfg, self.data.train_records)
         self.train_records = self.data.train_records
         model, self.base = initial_model(cfg, texts=record_texts(self.data.all_train_records))
         set_trainable(model, stage=self.stage, lora=cfg.lora)
         self.train_base = self.stage == 1 and cfg.base.train_in_stage1
+        self.distill = uses_distill(cfg.relevance, stage=self.stage, train_base=self.train_base)
         if self.train_base:
             model.vlm.requires_grad_(True)
         self.model = model.to(dist.device).train()
@@ -114,7 +129,7 @@ class ArrCocTask(TrainTask):
         """What a stage's loss is normalised by (as stages.stage_step counts it)."""
         if self.stage == 2:
             return int((batch.labels[:, 1:] != IGNORE).sum())
-        if self.stage == 1 and not self.train_base and self.cfg.relevance.distill_weight == 0:
+        if self.stage == 1 and not self.train_base and not self.distill:
             return num_masked(batch)
         return batch.num_examples
 

@@ -1,5 +1,6 @@
-"""The command line every trainer entrypoint shares (`python -m trainers.llm`, `trainers.vlm`):
-the same flags, the preset then a recipe file (`--config`) then flags then `--set` overrides,
+"""The command line every trainer entrypoint shares (`python -m trainers.llm`, `trainers.vlm`,
+`trainers.arr_coc`): the same flags plus a trainer's own (`Flag`: one config field each), the
+preset then a recipe file (`--config`) then flags then `--set` overrides,
 `--print-config` (the resolved config as a recipe), the torchrun relaunch, and exit codes (2: bad
 config, 1: bad data or a failure, 143 with a checkpoint: SIGTERM).
 

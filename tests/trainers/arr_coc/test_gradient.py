@@ -65,6 +65,7 @@ def test_distillation_reaches_cells_the_lm_never_saw(tiny_qwen, scene_batch):
 
 def test_budget_term_reaches_the_threshold(tiny_qwen, scene_batch):
     model = _model(tiny_qwen, ce_weight=0.0, budget_weight=1.0)
+    set_trainable(model, stage=3, lora=LoraConfig(enabled=False))  # the threshold trains
     result = stage_step(model, scene_batch, stage=3)
     result.loss_sum.backward()
     threshold = model.head.balancer.threshold.bias.grad
