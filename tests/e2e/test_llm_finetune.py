@@ -16,7 +16,7 @@ import pytest
 from pipelines.local_records import local_status
 from pipelines.step_logs import ANSI
 from serving.registry import LocalRegistry
-from tests.e2e.conftest import ARR_COC_FEW, readme_env
+from tests.e2e.conftest import readme_env
 from tests.support.kfp_local import TINY_OVERRIDES
 from tests.support.terminal import run_on_tty
 from tests.support.trainer_runs import REPO
@@ -99,12 +99,10 @@ def liftoff_run(workdir, *args: str, env=None) -> subprocess.CompletedProcess:
     )
 
 
-# What a gated-out run of each pipeline says: the gate metric and its value (arr-coc's depends on
-# a few steps of training, so only its name).
-GATED_OUT = {
-    "llm-finetune": (TINY, re.escape("exact_match 0 ")),
-    "arr-coc": (ARR_COC_FEW, r"accuracy_at_budget [0-9.e-]+ "),
-}
+# What a gated-out run says: the gate metric and its value. The gate and the branches behind it
+# are the pipeline factory's (pipelines/stages.py), the same for every pipeline; arr-coc's
+# compiled spec is checked to hold register and deploy behind it (test_compile_arr_coc.py).
+GATED_OUT = {"llm-finetune": (TINY, re.escape("exact_match 0 "))}
 
 
 @pytest.mark.parametrize("pipeline", list(GATED_OUT))

@@ -62,6 +62,11 @@ SKIP = {
     # asserted: not run a second time here.
     ".venv/bin/python -m trainers.llm --preset debug": "tests/trainers/test_llm_debug.py",
     ".venv/bin/python -m trainers.vlm --preset debug": "tests/trainers/vlm/test_vlm_debug.py",
+    "LIFTOFF_NPROC_PER_NODE=2 .venv/bin/python -m trainers.vlm --preset debug": "the same "
+    "trainer over 2 gloo processes: `liftoff run vlm-ddp --preset debug` above, and "
+    "tests/trainers/vlm/test_vlm_ddp.py",
+    "python -m trainers.arr_coc --preset debug --stage": "tests/trainers/arr_coc/test_trainer.py "
+    "runs each stage (with fewer steps)",
     "liftoff run arr-coc --preset debug": "three stages of minutes: run with fewer steps "
     "(arr_coc_run, which `liftoff serve arr-coc@latest` serves) by tests/e2e/test_arr_coc.py",
 }
