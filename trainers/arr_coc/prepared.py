@@ -13,44 +13,22 @@ evaluation read a prepared directory like any records file.
 
 from __future__ import annotations
 
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
-
 from trainers.arr_coc.config import ArrCocConfig
 from trainers.arr_coc.data import HARD_FIELD, load_records
 from trainers.arr_coc.records import load_images, read_bytes
-from trainers.common import prepared, storage
-from trainers.common.records import DataError, base_dir, fingerprint
+from trainers.common import prepared
+from trainers.common.records import DataError, base_dir
 
 FORMAT = "liftoff-arr-coc-vqa-v1"
-READERS = 16  # images are read concurrently: from gs:// each read is a round trip
 FILE_KEYS = ("image", "mask")
 
 
-def prepare(cfg: ArrCocConfig, *, train_dir: str, eval_dir: str) -> dict:
-    """Write both splits of `cfg.data`; return `{"train": manifest, "eval": manifest}`."""
-    split, skipped = load_records(cfg)
-    common = {"duplicates_removed": split.duplicates_removed}
-    stats = {}
-    for name, located, uri in (("train", split.train, train_dir), ("eval", split.eval, eval_dir)):
-        stats[name] = _write_split(uri, located, cfg, skipped=skipped, common=common)
-    if not stats["eval"]["num_records"]:
-        raise DataError(f"{cfg.data.eval or cfg.data.train}: no eval record has a readable image")
-    return stats
-
-
-def _write_split(uri: str, located, cfg: ArrCocConfig, *, skipped: int, common: dict) -> dict:
-    with tempfile.TemporaryDirectory(prefix="liftoff-prepare-") as local:
-        with ThreadPoolExecutor(READERS) as pool:
-            results = list(pool.map(lambda item: _store_files(item, local), located))
-        bad = [problem for _, problem in results if problem]
-        if bad and cfg.data.on_bad_record == "error":
-            raise DataError(bad[0])
-        records = [record for record, problem in results if not problem]
-        manifest = _manifest(records, local, skipped=skipped + len(bad), common=common)
-        prepared.write_split(local, records=records, manifest=manifest)
-        storage.upload_dir(local, uri)
-    return manifest
+def prepare(cfg: ArrCocConfig, **dirs: str) -> dict:
+    """Write both splits of `cfg.data` (`train_dir=`, `eval_dir=`); return
+    `{"train": manifest, "eval": manifest}`."""
+    return prepared.write_file_splits(
+        cfg, load=load_records, store=_store_files, counts=_counts, format=FORMAT, **dirs
+    )
 
 
 def _store_files(item: tuple[str, dict], local: str) -> tuple[dict, str | None]:
@@ -70,16 +48,8 @@ def _store_files(item: tuple[str, dict], local: str) -> tuple[dict, str | None]:
     return {**record, **stored}, None
 
 
-def _manifest(records: list[dict], local: str, *, skipped: int, common: dict) -> dict:
-    num_images, images_bytes = prepared.stored_files(local)
+def _counts(records: list[dict]) -> dict:
     return {
-        "format": FORMAT,
-        "num_records": len(records),
         "masked_records": sum("mask" in r or "boxes" in r for r in records),
         "hard_records": sum(bool(r.get(HARD_FIELD)) for r in records),
-        "num_images": num_images,
-        "images_bytes": images_bytes,
-        "skipped_records": skipped,
-        "fingerprint": fingerprint(records),
-        **common,
     }

@@ -26,11 +26,11 @@ from trainers.arr_coc.losses import has_mask
 from trainers.arr_coc.model import ArrCoc
 from trainers.arr_coc.qwen import build_scratch, load_base
 from trainers.arr_coc.stages import set_trainable, stage_step, uses_distill
-from trainers.common import checkpoint, distributed, loop, speed
+from trainers.common import distributed, loop, speed
 from trainers.common.distributed import Dist
 from trainers.common.packing import IGNORE
 from trainers.common.records import DataError
-from trainers.common.task import MicroLoss, Run, TrainTask
+from trainers.common.task import MicroLoss, PartlyFrozenTask, Run
 
 # What a step logs besides the loop's own, each a mean over the window's examples (the loop
 # sums a micro-batch's value times its examples over micro-batches, ranks and steps); the
@@ -92,7 +92,7 @@ def num_masked(batch) -> int:
     return sum(has_mask(m) for m in batch.cell_masks)
 
 
-class ArrCocTask(TrainTask):
+class ArrCocTask(PartlyFrozenTask):
     rates = ("examples", "tokens")
     totals = {"tokens": "train/tokens_seen", "examples": "train/examples_seen"}
 
@@ -196,12 +196,6 @@ class ArrCocTask(TrainTask):
         tracking.log_stage_end(
             run, self.model, self.base, self.data.eval, limit=self.cfg.train.exact_match_examples
         )
-
-    def model_state(self) -> dict:
-        return checkpoint.trainable_state(self.model)
-
-    def load_model_state(self, state: dict) -> None:
-        checkpoint.load_trainable_state(self.model, state)
 
     def metadata(self, run: Run) -> dict:
         data = self.data

@@ -7,6 +7,7 @@
     name = store_file(image_bytes, local_dir)       # "images/<content hash>": the record's path
     write_split(local_dir, records=records, manifest={"format": FORMAT, ...})   # then upload
     if is_prepared(uri): manifest = read_manifest(uri, format=FORMAT)
+    stats = write_file_splits(cfg, load=..., store=..., counts=..., format=FORMAT, ...)
 
 Trainers, the components and the tests name these files through this module only.
 """
@@ -16,9 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from trainers.common import storage
-from trainers.common.records import DataError
+from trainers.common.records import DataError, fingerprint
 
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
@@ -79,3 +83,63 @@ def stored_files(local_dir: str) -> tuple[int, int]:
     folder = os.path.join(local_dir, IMAGES)
     names = os.listdir(folder) if os.path.isdir(folder) else []
     return len(names), sum(os.path.getsize(os.path.join(folder, n)) for n in names)
+
+
+READERS = 16  # files are read concurrently: from gs:// each read is a round trip
+# (where, record), local dir -> (the record pointing at its stored files, what is wrong or None)
+StoreFiles = Callable[[tuple[str, dict], str], tuple[dict, str | None]]
+
+
+def write_file_splits(
+    cfg,
+    *,
+    load: Callable,
+    store: StoreFiles,
+    counts: Callable[[list[dict]], dict],
+    format: str,
+    train_dir: str,
+    eval_dir: str,
+) -> dict:
+    """Write the train and eval splits of `cfg.data`'s records that point at files (images,
+    masks): `load(cfg)` gives the split (located records) and the count skipped; `store` copies
+    each record's files once under images/; a record whose files are bad stops the run, or with
+    `data.on_bad_record=skip` is dropped and counted; `counts` adds the trainer's own numbers
+    to each manifest. Returns `{"train": manifest, "eval": manifest}`."""
+    split, skipped = load(cfg)
+    on_bad_record, source = cfg.data.on_bad_record, cfg.data.eval or cfg.data.train
+    common = {"duplicates_removed": split.duplicates_removed}
+    stats = {}
+    for name, located, uri in (("train", split.train, train_dir), ("eval", split.eval, eval_dir)):
+        stats[name] = _write_file_split(
+            uri,
+            located,
+            store=store,
+            on_bad_record=on_bad_record,
+            describe=lambda records, bad: {
+                "format": format,
+                "num_records": len(records),
+                **counts(records),
+                "skipped_records": skipped + bad,
+                "fingerprint": fingerprint(records),
+                **common,
+            },
+        )
+    if not stats["eval"]["num_records"]:
+        raise DataError(f"{source}: no eval record has a readable image")
+    return stats
+
+
+def _write_file_split(uri: str, located, *, store, on_bad_record: str, describe) -> dict:
+    with tempfile.TemporaryDirectory(prefix="liftoff-prepare-") as local:
+        with ThreadPoolExecutor(READERS) as pool:
+            results = list(pool.map(lambda item: store(item, local), located))
+        bad = [problem for _, problem in results if problem]
+        if bad and on_bad_record == "error":
+            raise DataError(bad[0])
+        records = [record for record, problem in results if not problem]
+        num_files, files_bytes = stored_files(local)
+        manifest = describe(records, len(bad))
+        manifest |= {"num_images": num_files, "images_bytes": files_bytes}
+        write_split(local, records=records, manifest=manifest)
+        storage.upload_dir(local, uri)
+    return manifest

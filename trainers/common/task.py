@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from trainers.common import checkpoint
 from trainers.common.distributed import Dist
 
 
@@ -156,3 +157,15 @@ class TrainTask:
 
     def close(self) -> None:
         """Release what the task holds open (DataLoader workers)."""
+
+
+class PartlyFrozenTask(TrainTask):
+    """A task whose frozen weights are rebuilt from their source and seed: its checkpoints hold
+    the trained weights only (a frozen 400M-parameter tower is not rewritten at every save), and
+    a checkpoint of other trainable parameters is refused."""
+
+    def model_state(self) -> dict:
+        return checkpoint.trainable_state(self.model)
+
+    def load_model_state(self, state: dict) -> None:
+        checkpoint.load_trainable_state(self.model, state)

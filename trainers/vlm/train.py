@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 import torch
 
-from trainers.common import checkpoint, loop, speed
+from trainers.common import loop, speed
 from trainers.common.distributed import Dist
 from trainers.common.logs import log
 from trainers.common.packing import IGNORE
 from trainers.common.records import DataError
-from trainers.common.task import MicroLoss, Run, TrainTask
+from trainers.common.task import MicroLoss, PartlyFrozenTask, Run
 from trainers.vlm import evaluate
 from trainers.vlm.batches import StepBatches, vqa_items
 from trainers.vlm.config import VLMConfig
@@ -38,7 +38,7 @@ def use_static_graph(cfg: VLMConfig, dist: Dist) -> bool:
     return cfg.ddp.static_graph and micro_steps == 1
 
 
-class VLMTask(TrainTask):
+class VLMTask(PartlyFrozenTask):
     rates = ("images", "tokens")
     totals = {
         "tokens": "train/tokens_seen",
@@ -158,12 +158,6 @@ class VLMTask(TrainTask):
             f"step {run.step} VQA exact match {score:.3f} on {len(items)} held-out questions "
             f"(question-prior chance {chance:.3f})"
         )
-
-    def model_state(self) -> dict:
-        return checkpoint.trainable_state(self.model)
-
-    def load_model_state(self, state: dict) -> None:
-        checkpoint.load_trainable_state(self.model, state)
 
     def metadata(self, run: Run) -> dict:
         data = self.data
