@@ -14,5 +14,6 @@ pytest_plugins = [
     "tests.support.kfp_registry_fake",
     "tests.support.logging_fake",
     "tests.support.secret_manager_fake",
+    "tests.support.tiny_vlm",
     "tests.support.vertex_fake",
 ]

@@ -1,5 +1,5 @@
-"""What the serving tests share: one tiny language model and one tiny trained VLM a session
-(imported here, not in each module, so the VLM is trained once, not once per module)."""
+"""What the serving tests share: one tiny language model a session (imported here, not in each
+module, so it is built once); the trained VLM (`tiny_vlm_dir`) comes from tests.support.tiny_vlm,
+a plugin of tests/conftest.py."""
 
 from tests.support.tiny_model import tiny_model_dir  # noqa: F401
-from tests.support.tiny_vlm import tiny_vlm_dir  # noqa: F401

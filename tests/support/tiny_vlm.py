@@ -1,44 +1,33 @@
-"""A small trained VLM directory, as `python -m trainers.vlm --preset debug` writes it.
+"""The VLM debug recipe, `python -m trainers.vlm --preset debug` exactly as README.md writes it,
+run once a session in a directory of its own (W&B offline in ./wandb), and the trained model it
+leaves in ./outputs/model, which the serving tests load (it answers colour questions, so a
+served answer can be checked against the picture; nothing downloaded).
 
-    from tests.support.tiny_vlm import tiny_vlm_dir  # noqa: F401
+    def test_learns(vlm_debug_run): ...   # the run's directory, its return code checked
+    def test_serve(tiny_vlm_dir): ...     # its model directory
 
-    def test_serve(tiny_vlm_dir): ...     # one directory per test session (about 15 s to train)
-
-The debug preset cut to 150 steps on 1200 rendered-shapes records: enough that it answers
-colour questions, so a served answer can be checked against the picture; nothing downloaded.
+Registered in tests/conftest.py's `pytest_plugins`, so the trainer runs once however many
+modules use it (about 35 s on 2 cores).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.support.trainer_runs import run_trainer
-
-STEPS = 150
-ARGS = [
-    "--preset",
-    "debug",
-    "--max-steps",
-    str(STEPS),
-    "--set",
-    "data.synthetic_examples=1200",
-    "--set",
-    "train.eval_every=0",
-    "--set",
-    "train.exact_match_examples=0",
-    "--set",
-    "checkpoint.every_steps=0",
-    "--set",
-    "wandb.enabled=false",
-]
+from tests.support.trainer_runs import run_trainer, trainer_env
 
 
 @pytest.fixture(scope="session")
-def tiny_vlm_dir(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("tiny-vlm")
-    done = run_trainer(
-        [*ARGS, "--output-dir", str(out / "model"), "--checkpoint-dir", str(out / "ckpt")],
-        module="trainers.vlm",
-    )
+def vlm_debug_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("vlm-debug")
+    env = trainer_env(WANDB_BASE_URL="http://127.0.0.1:9", OMP_NUM_THREADS="2")
+    done = run_trainer(["--preset", "debug"], env=env, cwd=workdir, module="trainers.vlm")
     assert done.returncode == 0, done.stderr[-3000:]
-    return str(out / "model")
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_dir(vlm_debug_run: Path) -> str:
+    return str(vlm_debug_run / "outputs" / "model")

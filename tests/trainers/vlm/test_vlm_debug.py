@@ -5,15 +5,11 @@ W&B run (./wandb) holds the config and the throughput metrics."""
 
 import json
 
-from tests.support.trainer_runs import run_trainer, trainer_env
 from tests.support.wandb_records import read_run
 
 
-def test_debug_preset_learns_to_see(tmp_path):
-    env = trainer_env(WANDB_BASE_URL="http://127.0.0.1:9", OMP_NUM_THREADS="2")
-    done = run_trainer(["--preset", "debug"], env=env, cwd=tmp_path, module="trainers.vlm")
-    assert done.returncode == 0, done.stderr[-3000:]
-    meta = json.loads((tmp_path / "outputs" / "model" / "training_metadata.json").read_text())
+def test_debug_preset_learns_to_see(vlm_debug_run):
+    meta = json.loads((vlm_debug_run / "outputs" / "model" / "training_metadata.json").read_text())
     assert meta["steps"] == 300 and meta["config"]["preset"] == "debug"
 
     # Answering each question with its most common training answer scores "chance"; only a
@@ -22,7 +18,7 @@ def test_debug_preset_learns_to_see(tmp_path):
     assert 0.1 < final["eval/chance_exact_match"] < 0.6
     assert final["eval/vqa_exact_match"] > final["eval/chance_exact_match"] + 0.2
 
-    run = read_run(tmp_path / "wandb")
+    run = read_run(vlm_debug_run / "wandb")
     assert run.job_type == "train" and run.config["preset"] == "debug"
     assert run.config["train"]["max_steps"] == 300
     train_rows = [r for r in run.history if "train/loss" in r]
