@@ -1,8 +1,8 @@
 """The ARR-COC trainer (`python -m trainers.arr_coc`) on the one loop: three chained stages on a
 handful of rendered scenes, each improving its own objective; exact resume after SIGTERM per
-stage; DDP over 2 processes agreeing with 1; a stage never resuming another stage's checkpoint;
-one-line exit-2 errors for a bad --stage and a missing --init-model; the end-of-stage metrics
-with the baselines, in W&B."""
+stage, and after SIGKILL from the last committed checkpoint; DDP over 2 processes agreeing with
+1; a stage never resuming another stage's checkpoint; one-line exit-2 errors for a bad --stage
+and a missing --init-model; the end-of-stage metrics with the baselines, in W&B."""
 
 import json
 import signal
@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.support.trainer_runs import ddp_env, run_trainer
+from tests.support.trainer_runs import ddp_env, run_trainer, trainer_env
 from tests.support.wandb_records import find_run_files, isolate, read_run
 from trainers.arr_coc.__main__ import main, parser, resolve_config
 from trainers.arr_coc.train import ArrCocTask
@@ -152,6 +152,19 @@ def test_sigterm_then_resume_equals_the_uninterrupted_stage(stages, tmp_path, st
     a, b = _weights(resumed), _weights(reference)
     assert a.keys() == b.keys() and len(a) > 0
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+
+
+def test_sigkill_then_resume_equals_the_uninterrupted_stage(stages):
+    # Killed without a chance to save (a lost VM): stage 2 resumes from its last committed
+    # checkpoint (step 4 of 8), in this process as the reference ran.
+    args = _args(stages, "kill2", 2)
+    env = trainer_env(OMP_NUM_THREADS=str(torch.get_num_threads()))
+    killed = run_trainer(args, module="trainers.arr_coc", env=env, kill_at=(6, "SIGKILL"))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert main(args) == 0
+    resumed, reference = _weights(stages / "kill2" / "model"), _weights(stages / "s2" / "model")
+    assert resumed.keys() == reference.keys()
+    assert all(torch.equal(resumed[k], reference[k]) for k in reference)
 
 
 def _sigterm_at(step: int):
