@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from tests.support.loopback import Incoming, JSONHandler, LoopbackServer
+from tests.support.loopback import Incoming, JSONHandler, LoopbackFake, LoopbackServer
 
 _API = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/repositories/(?P<repo>[^/]+)"
 _HOST = r"/(?P<project>[^/]+)/(?P<repo>[^/]+)"
@@ -120,7 +120,7 @@ class _Repository:
         return f"projects/{self.project}/locations/{self.location}/repositories/{self.repo}"
 
 
-class KfpRegistryFake:
+class KfpRegistryFake(LoopbackFake):
     """Serves the KFP repositories given to `add_repository` on 127.0.0.1 until `close`."""
 
     def __init__(self) -> None:
@@ -129,17 +129,10 @@ class KfpRegistryFake:
         self._lock = threading.Lock()
         self._http = LoopbackServer(_handler_for(self))
 
-    @property
-    def url(self) -> str:
-        return self._http.url
-
     def add_repository(self, project: str, repo: str, *, location: str = "us-central1") -> str:
         """Create an empty KFP repository; returns its template host for `RegistryClient`."""
         self.repositories[(project, repo)] = _Repository(project, location, repo)
         return f"{self.url}/{project}/{repo}"
-
-    def close(self) -> None:
-        self._http.close()
 
     def handle(self, request: Request) -> Answer:
         """Record `request`; return the answer."""

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.filters import parse_filter, parse_time
-from tests.support.loopback import JSONHandler, LoopbackServer
+from tests.support.loopback import JSONHandler, LoopbackFake, LoopbackServer
 
 ENDPOINT_ENV = "LIFTOFF_LOGGING_ENDPOINT"
 PIPELINE_RESOURCE = "aiplatform.googleapis.com/PipelineJob"
@@ -43,7 +43,7 @@ class Request:
     body: dict
 
 
-class LoggingFake:
+class LoggingFake(LoopbackFake):
     def __init__(self, project: str = "proj-1") -> None:
         self.project = project
         self.entries: list[dict] = []
@@ -51,13 +51,6 @@ class LoggingFake:
         self._clock = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
         self._lock = threading.Lock()
         self._http = LoopbackServer(_handler_for(self))
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def close(self) -> None:
-        self._http.close()
 
     def add(
         self,

@@ -4,6 +4,7 @@ thread, JSON answers, and the guard that lets sockets connect only to loopback.
     server = LoopbackServer(HandlerClass)   # serving at once
     server.url                               # http://127.0.0.1:PORT
     server.close()
+    class VertexFake(LoopbackFake): ...      # a fake's own .url and .close(), from its ._http
     socket.socket.connect = loopback_only(socket.socket.connect)
 """
 
@@ -36,6 +37,19 @@ class LoopbackServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+class LoopbackFake:
+    """A fake served by the LoopbackServer it keeps as `_http`: its URL, and close()."""
+
+    _http: LoopbackServer
+
+    @property
+    def url(self) -> str:
+        return self._http.url
+
+    def close(self) -> None:
+        self._http.close()
 
 
 @dataclass(frozen=True)

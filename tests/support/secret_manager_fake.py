@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.support.loopback import JSONHandler, LoopbackServer
+from tests.support.loopback import JSONHandler, LoopbackFake, LoopbackServer
 from trainers.common.secrets import ENDPOINT_ENV
 
 _ACCESS = re.compile(r"/v1/(projects/[^/]+/secrets/[^/]+/versions/[^/:]+):access")
@@ -32,7 +32,7 @@ class Request:
     headers: dict[str, str]  # lower-cased names
 
 
-class SecretManagerFake:
+class SecretManagerFake(LoopbackFake):
     """Serves the secrets given to `add` on 127.0.0.1 until `close`."""
 
     def __init__(self) -> None:
@@ -40,15 +40,8 @@ class SecretManagerFake:
         self.requests: list[Request] = []
         self._http = LoopbackServer(_handler_for(self))
 
-    @property
-    def url(self) -> str:
-        return self._http.url
-
     def add(self, resource: str, value: str | bytes) -> None:
         self.secrets[resource] = value.encode("utf-8") if isinstance(value, str) else value
-
-    def close(self) -> None:
-        self._http.close()
 
     def respond(self, method: str, path: str) -> tuple[int, dict]:
         """The status and JSON body for one request."""

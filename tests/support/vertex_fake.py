@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from tests.support.filters import select
-from tests.support.loopback import JSONHandler, LoopbackServer
+from tests.support.loopback import JSONHandler, LoopbackFake, LoopbackServer
 from tests.support.vertex_custom_jobs import ROUTES as CUSTOM_JOB_ROUTES
 from tests.support.vertex_custom_jobs import CustomJobs
 from tests.support.vertex_schedules import ROUTES as SCHEDULE_ROUTES
@@ -91,7 +91,7 @@ class _Error(Exception):
         self.code, self.body = code, {"error": {"code": code, "message": message, "status": status}}
 
 
-class VertexFake:
+class VertexFake(LoopbackFake):
     """Serves PipelineJobs and metadata contexts from memory on 127.0.0.1 until `close`."""
 
     def __init__(self) -> None:
@@ -110,13 +110,6 @@ class VertexFake:
         self._polls: dict[str, int] = {}  # GETs so far, by job name
         self._lock = threading.Lock()
         self._http = LoopbackServer(_handler_for(self))
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def close(self) -> None:
-        self._http.close()
 
     def handle(self, request: Request) -> tuple[int, dict]:
         """Record `request`; return the status and JSON body to answer it with."""

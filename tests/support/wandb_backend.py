@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.support.loopback import JSONHandler, LoopbackServer
+from tests.support.loopback import JSONHandler, LoopbackFake, LoopbackServer
 from tests.support.wandb_artifacts import ArtifactStore
 from tests.support.wandb_launch_state import LaunchState
 
@@ -64,7 +64,7 @@ class Run:
         return f"{self.entity}/{self.project}/{self.name}"
 
 
-class WandbBackend:
+class WandbBackend(LoopbackFake):
     """Serves on 127.0.0.1 until `close`; `entity` is the viewer's own entity."""
 
     def __init__(self, *, entity: str = "liftoff-team") -> None:
@@ -78,13 +78,6 @@ class WandbBackend:
         self.artifacts = ArtifactStore(self)
         self.lock = threading.RLock()
         self._http = LoopbackServer(_handler_for(self))
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def close(self) -> None:
-        self._http.close()
 
     def operations(self) -> list[str]:
         return [r.operation for r in self.requests if r.operation]
